@@ -1,0 +1,143 @@
+//! The server's command line: every flag, its environment variable and default.
+
+use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use clap::Parser;
+
+use crate::job::Sandbox;
+
+/// Runs OpenAI Codex CLI jobs (`codex exec`) in the background and serves them over
+/// gRPC (service codex.jobs.v1.CodexJobs). Jobs outlive this server: stop and start
+/// it at will.
+#[derive(Debug, Parser)]
+#[command(name = "codex-jobs-server", version)]
+pub struct ServerArgs {
+    /// Directory for the job database and the jobs' output [default: the user's data
+    /// dir, e.g. ~/.local/share/codex-jobs]
+    #[arg(long, env = "CODEX_JOBS_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Where to listen, repeatable: `unix:PATH` or `HOST:PORT` [default:
+    /// unix:<state dir>/codex-jobs.sock, which the CLI and the MCP bridge use when given
+    /// no endpoint]. Non-loopback addresses need --token (or --insecure-no-auth).
+    #[arg(long = "listen", value_name = "ADDR")]
+    pub listen: Vec<Listen>,
+
+    /// The Codex CLI to run.
+    #[arg(long, env = "CODEX_JOBS_CODEX_BIN", default_value = "codex")]
+    pub codex_bin: PathBuf,
+
+    /// Jobs that run at once; later ones wait in a first-in, first-out queue.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_running: u32,
+
+    /// Jobs that may wait in the queue; Start beyond it fails with RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_queued: u32,
+
+    /// Timeout in seconds of jobs that set none.
+    #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub default_timeout: u64,
+
+    /// Seconds between SIGTERM and SIGKILL when a job is cancelled or times out.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub kill_grace: f64,
+
+    /// Seconds Codex may linger after reporting `turn.completed` before it is ended
+    /// (the job then counts as finished by its own report).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub exit_grace: f64,
+
+    /// The highest sandbox a job may ask for: read-only, workspace-write,
+    /// danger-full-access or bypass (--dangerously-bypass-approvals-and-sandbox).
+    #[arg(long, default_value = "danger-full-access")]
+    pub max_sandbox: Sandbox,
+
+    /// Directories a job's cwd must lie under, repeatable [default: anywhere].
+    #[arg(long = "allow-cwd", value_name = "DIR")]
+    pub allowed_cwd_roots: Vec<PathBuf>,
+
+    /// Bearer token that every RPC must carry (`authorization: Bearer <token>`).
+    #[arg(long, env = "CODEX_JOBS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Serve non-loopback TCP addresses without a token. Anyone who can reach the
+    /// port can then run code on this host.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+}
+
+/// One address to listen on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Listen {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+impl FromStr for Listen {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a socket path, e.g. unix:/run/codex-jobs.sock".into());
+            }
+            return Ok(Listen::Unix(path.into()));
+        }
+        use std::net::ToSocketAddrs;
+        text.to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .map(Listen::Tcp)
+            .ok_or_else(|| format!("{text:?} is neither HOST:PORT nor unix:PATH"))
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Unix(path) => write!(f, "unix:{}", path.display()),
+            Listen::Tcp(addr) => write!(f, "{addr}"),
+        }
+    }
+}
+
+impl ServerArgs {
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(codex_jobs_api::defaults::state_dir)
+    }
+
+    pub fn listen(&self) -> Vec<Listen> {
+        if self.listen.is_empty() {
+            vec![Listen::Unix(self.state_dir().join("codex-jobs.sock"))]
+        } else {
+            self.listen.clone()
+        }
+    }
+
+    pub fn kill_grace(&self) -> Duration {
+        Duration::from_secs_f64(self.kill_grace.max(0.0))
+    }
+
+    pub fn exit_grace(&self) -> Duration {
+        Duration::from_secs_f64(self.exit_grace.max(0.0))
+    }
+
+    /// Refuses to expose the service beyond this host without a token, unless told
+    /// to in so many words.
+    pub fn check_exposure(&self) -> Result<(), String> {
+        for listen in self.listen() {
+            if let Listen::Tcp(addr) = listen {
+                if !addr.ip().is_loopback() && self.token.is_none() && !self.insecure_no_auth {
+                    return Err(format!(
+                        "refusing to listen on {addr} without --token: anyone who reaches it could run code on this host \
+                         (pass --token, or --insecure-no-auth if you really mean it)"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}

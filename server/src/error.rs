@@ -1,0 +1,24 @@
+//! The errors of the job manager, in the product's terms. The gRPC layer maps each
+//! to a status code in one place (`service::status`).
+
+use crate::{job::JobId, store::StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no job with id {0}")]
+    NotFound(JobId),
+    /// The request is malformed; the message says what is allowed.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The host's policy forbids the request.
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

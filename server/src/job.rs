@@ -1,0 +1,246 @@
+//! The job model in plain Rust: what a job is, the states it moves through and what
+//! its run produced. Nothing here knows about gRPC or SQL.
+
+use std::{collections::BTreeMap, fmt, path::PathBuf, str::FromStr, time::Duration};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A job's id: a UUID v7, so ids sort by creation time. Only a parsed `JobId` ever
+/// reaches the filesystem, always in canonical form, so no caller-supplied string
+/// can name a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(Uuid);
+
+impl JobId {
+    /// A fresh id for a job created now.
+    pub fn new() -> Self {
+        JobId(Uuid::now_v7())
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// Why a string is not a job id.
+#[derive(Debug, thiserror::Error)]
+#[error("job id must be a UUID v7 like 0192f0c4-6a35-7b21-9c1e-3f0a5d2e8b47, got {0:?}")]
+pub struct BadJobId(String);
+
+impl FromStr for JobId {
+    type Err = BadJobId;
+
+    /// Accepts only the canonical hyphenated form of a version 7 UUID.
+    fn from_str(text: &str) -> Result<Self, BadJobId> {
+        let bad = || BadJobId(text.chars().take(64).collect());
+        if text.len() != 36 {
+            return Err(bad());
+        }
+        let uuid = Uuid::try_parse(text).map_err(|_| bad())?;
+        if uuid.get_version_num() != 7 {
+            return Err(bad());
+        }
+        Ok(JobId(uuid))
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    /// True for the states a job never leaves.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+/// Why a job failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    NonZeroExit,
+    Signaled,
+    TimedOut,
+    StartFailed,
+    Lost,
+}
+
+/// The Codex sandbox level, from most to least restricted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sandbox {
+    #[default]
+    ReadOnly,
+    WorkspaceWrite,
+    DangerFullAccess,
+    /// `--dangerously-bypass-approvals-and-sandbox`.
+    Bypass,
+}
+
+impl Sandbox {
+    /// All levels, in order.
+    pub const ALL: [Sandbox; 4] = [
+        Sandbox::ReadOnly,
+        Sandbox::WorkspaceWrite,
+        Sandbox::DangerFullAccess,
+        Sandbox::Bypass,
+    ];
+
+    /// The name used on command lines and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sandbox::ReadOnly => "read-only",
+            Sandbox::WorkspaceWrite => "workspace-write",
+            Sandbox::DangerFullAccess => "danger-full-access",
+            Sandbox::Bypass => "bypass",
+        }
+    }
+}
+
+impl FromStr for Sandbox {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Sandbox::ALL
+            .into_iter()
+            .find(|level| level.name() == text)
+            .ok_or_else(|| {
+                format!(
+                    "unknown sandbox {text:?}; allowed: read-only, workspace-write, danger-full-access, bypass"
+                )
+            })
+    }
+}
+
+/// What to run. Every field has been validated by the time a `JobSpec` exists.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobSpec {
+    pub prompt: String,
+    pub cwd: PathBuf,
+    /// Empty: Codex's default model.
+    pub model: String,
+    pub sandbox: Sandbox,
+    /// `None`: the server's default timeout.
+    pub timeout: Option<Duration>,
+    pub labels: BTreeMap<String, String>,
+    /// Empty: a new thread; else `codex exec resume <thread>`.
+    pub resume_thread_id: String,
+}
+
+/// Tokens Codex reported in `turn.completed`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// The current time in milliseconds since the Unix epoch.
+pub fn now_millis() -> Millis {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    since_epoch.as_millis() as Millis
+}
+
+/// How a finished job ended.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outcome {
+    pub failure_reason: Option<FailureReason>,
+    /// A sentence a person can act on; empty on success.
+    pub error: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+/// A job and what its run produced so far.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub id: JobId,
+    pub spec: JobSpec,
+    pub request_id: Option<String>,
+    pub state: JobState,
+    pub outcome: Outcome,
+    pub created_at: Millis,
+    pub started_at: Option<Millis>,
+    pub finished_at: Option<Millis>,
+    pub thread_id: String,
+    pub final_message: String,
+    pub usage: Option<TokenUsage>,
+    /// Transcript bytes written so far.
+    pub output_size: u64,
+}
+
+impl Job {
+    /// A new job, queued now.
+    pub fn queued(spec: JobSpec, request_id: Option<String>) -> Job {
+        Job {
+            id: JobId::new(),
+            spec,
+            request_id,
+            state: JobState::Queued,
+            outcome: Outcome::default(),
+            created_at: now_millis(),
+            started_at: None,
+            finished_at: None,
+            thread_id: String::new(),
+            final_message: String::new(),
+            usage: None,
+            output_size: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_round_trip_and_reject_everything_else() {
+        let id = JobId::new();
+        assert_eq!(id.to_string().parse::<JobId>().unwrap(), id);
+        for bad in [
+            "",
+            "../../etc/passwd",
+            "0192f0c4-6a35-4b21-9c1e-3f0a5d2e8b47", // v4
+            "{0192f0c4-6a35-7b21-9c1e-3f0a5d2e8b47}",
+            "0192f0c46a357b219c1e3f0a5d2e8b47",
+            "0192f0c4-6a35-7b21-9c1e-3f0a5d2e8b4/",
+        ] {
+            assert!(bad.parse::<JobId>().is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn sandbox_levels_are_ordered_and_named() {
+        assert!(Sandbox::ReadOnly < Sandbox::WorkspaceWrite);
+        assert!(Sandbox::DangerFullAccess < Sandbox::Bypass);
+        for level in Sandbox::ALL {
+            assert_eq!(level.name().parse::<Sandbox>().unwrap(), level);
+        }
+        assert!("full-auto".parse::<Sandbox>().is_err());
+    }
+}

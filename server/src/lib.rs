@@ -1,0 +1,137 @@
+//! codex-jobs-server: runs Codex CLI jobs in the background and serves them over
+//! gRPC.
+//!
+//! - [`job`]: the job model;
+//! - [`manager`]: the job manager, the plain-Rust heart (start, get, poll, follow,
+//!   cancel, list);
+//! - [`store`]: job metadata in SQLite;
+//! - [`runner`]: the per-job runner process and the on-disk record it keeps;
+//! - [`output`]: reading output logs by offset;
+//! - [`service`]: the gRPC adapter; [`config`]: the command line.
+
+pub mod config;
+pub mod error;
+pub mod job;
+pub mod manager;
+pub mod output;
+pub mod runner;
+pub mod service;
+pub mod store;
+
+use std::{os::unix::fs::PermissionsExt, path::Path, time::Duration};
+
+use anyhow::Context;
+use codex_jobs_api::v1::codex_jobs_server::CodexJobsServer;
+use tokio::net::{TcpListener, UnixListener};
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::transport::{Server, server::TcpIncoming};
+
+use config::{Listen, ServerArgs};
+use manager::{JobManager, ManagerConfig};
+use runner::RunnerConfig;
+use service::{JobService, auth::TokenCheck};
+
+/// Runs the server until SIGTERM or SIGINT. Running jobs are left to their runners.
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    args.check_exposure().map_err(anyhow::Error::msg)?;
+    let state_dir = args.state_dir();
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("cannot create the state dir {}", state_dir.display()))?;
+    std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700))?;
+    let allowed_cwd_roots = args
+        .allowed_cwd_roots
+        .iter()
+        .map(|root| root.canonicalize().with_context(|| format!("--allow-cwd {}", root.display())))
+        .collect::<anyhow::Result<_>>()?;
+    let config = ManagerConfig {
+        state_dir: state_dir.clone(),
+        max_running: args.max_running as usize,
+        max_queued: args.max_queued as usize,
+        default_timeout: Duration::from_secs(args.default_timeout),
+        max_sandbox: args.max_sandbox,
+        allowed_cwd_roots,
+        runner: RunnerConfig {
+            runner_bin: runner_bin()?,
+            codex_bin: args.codex_bin.clone(),
+            kill_grace: args.kill_grace(),
+            exit_grace: args.exit_grace(),
+        },
+    };
+    let manager = JobManager::open(config).await?;
+    let service = CodexJobsServer::with_interceptor(JobService::new(manager), TokenCheck::new(args.token.clone()));
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    for listen in args.listen() {
+        let router = Server::builder().add_service(service.clone());
+        let mut stopped = stopped.clone();
+        let shutdown = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        match &listen {
+            Listen::Unix(path) => {
+                let listener = bind_unix(path)?;
+                servers.spawn(router.serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown));
+            }
+            Listen::Tcp(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))?;
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                servers.spawn(router.serve_with_incoming_shutdown(incoming, shutdown));
+            }
+        }
+        tracing::info!("listening on {listen}");
+    }
+
+    wait_for_stop_signal().await?;
+    tracing::info!("shutting down; running jobs carry on under their runners");
+    let _ = stop.send(true);
+    // Open Follow streams would hold a graceful shutdown forever: give them a moment.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while servers.join_next().await.is_some() {}
+    })
+    .await;
+    Ok(())
+}
+
+/// `codex-jobs-runner`, installed next to this server's executable.
+fn runner_bin() -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    let runner = exe.with_file_name("codex-jobs-runner");
+    anyhow::ensure!(
+        runner.is_file(),
+        "{} is missing: it must be installed next to {}",
+        runner.display(),
+        exe.display()
+    );
+    Ok(runner)
+}
+
+/// Binds a Unix socket readable and writable by this user only, replacing a stale
+/// socket file but never a live server's.
+fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!("another server is already listening on unix:{}", path.display());
+        }
+        std::fs::remove_file(path)?;
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on unix:{}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,297 @@
+//! The job manager: the heart of the server, in plain Rust. It owns the queue, the
+//! running jobs and the store, and offers start, get, poll, follow, cancel and list.
+//! It knows nothing of gRPC.
+//!
+//! Each verb lives in a module of its own; this one holds the shared state and the
+//! life cycle every job goes through: queued, launched (a runner started), finished
+//! (the runner's exit record stored).
+
+mod cancel;
+mod follow;
+mod poll;
+mod recover;
+mod start;
+mod watch;
+
+use std::{
+    collections::{HashMap, VecDeque},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+pub use follow::{FollowEvent, FollowStart};
+pub use poll::{PollResult, WindowRequest};
+use tokio::sync::watch as signal;
+
+use crate::{
+    error::{Error, Result},
+    job::{FailureReason, Job, JobId, JobState, Outcome, Sandbox, now_millis},
+    runner::{
+        self, RunnerConfig,
+        process::ProcessIdentity,
+        record::{ExitRecord, JobDir, OutputStream, RunnerStatus},
+    },
+    store::{ListFilter, Page, Store},
+};
+
+/// The host's policy and limits.
+#[derive(Clone, Debug)]
+pub struct ManagerConfig {
+    /// Where the database and the job directories live.
+    pub state_dir: PathBuf,
+    /// Jobs running at once; more wait in a FIFO queue.
+    pub max_running: usize,
+    /// Jobs waiting at once; Start beyond it is refused.
+    pub max_queued: usize,
+    /// Timeout of jobs that set none.
+    pub default_timeout: Duration,
+    /// The highest sandbox level a job may ask for.
+    pub max_sandbox: Sandbox,
+    /// Directories a job's cwd must lie under; empty allows any.
+    pub allowed_cwd_roots: Vec<PathBuf>,
+    pub runner: RunnerConfig,
+}
+
+/// The job manager. Cheap to share: every method takes `&self` or `&Arc<Self>`.
+pub struct JobManager {
+    config: ManagerConfig,
+    store: Store,
+    jobs_dir: PathBuf,
+    live: Mutex<Live>,
+    watcher: watch::DirWatcher,
+}
+
+/// The jobs that are not finished, and the queue.
+#[derive(Default)]
+struct Live {
+    jobs: HashMap<JobId, LiveJob>,
+    queue: VecDeque<JobId>,
+    running: usize,
+}
+
+/// A queued or running job.
+struct LiveJob {
+    job: Job,
+    /// Bumped whenever the job or its output changes; dropped when it finishes.
+    changed: signal::Sender<u64>,
+    runner: Option<ProcessIdentity>,
+    cancel_requested: bool,
+}
+
+impl JobManager {
+    /// Opens the state dir, takes over the jobs a previous server left (see
+    /// `recover`), and starts what the queue allows.
+    pub async fn open(config: ManagerConfig) -> anyhow::Result<Arc<JobManager>> {
+        let jobs_dir = config.state_dir.join("jobs");
+        std::fs::create_dir_all(&jobs_dir)?;
+        let store = Store::open(&config.state_dir.join("jobs.db"))?;
+        let (watcher, events) = watch::DirWatcher::new()?;
+        let manager = Arc::new(JobManager {
+            config,
+            store,
+            jobs_dir,
+            live: Mutex::new(Live::default()),
+            watcher,
+        });
+        manager.clone().watch_dirs(events);
+        manager.recover()?;
+        manager.dispatch();
+        Ok(manager)
+    }
+
+    fn live(&self) -> MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn job_dir(&self, id: JobId) -> JobDir {
+        JobDir::new(self.jobs_dir.join(id.to_string()))
+    }
+
+    /// The path of one of a job's logs.
+    pub fn log_path(&self, id: JobId, stream: OutputStream) -> PathBuf {
+        self.job_dir(id).log(stream)
+    }
+
+    /// The job as it is now.
+    pub fn get(&self, id: JobId) -> Result<Job> {
+        let live = self.live().jobs.get(&id).map(|live| live.job.clone());
+        match live {
+            Some(mut job) => {
+                if job.state == JobState::Running {
+                    job.output_size = file_size(&self.log_path(id, OutputStream::Transcript));
+                }
+                Ok(job)
+            }
+            None => self.store.get(id)?.ok_or(Error::NotFound(id)),
+        }
+    }
+
+    /// A receiver that wakes when the job or its output changes; `None` once the job
+    /// is finished (nothing will change any more).
+    fn subscribe(&self, id: JobId) -> Option<signal::Receiver<u64>> {
+        self.live().jobs.get(&id).map(|live| live.changed.subscribe())
+    }
+
+    /// One page of jobs, newest first.
+    pub fn list(&self, filter: &ListFilter) -> Result<Page> {
+        let mut page = self.store.list(filter)?;
+        // The store has the state of record; live jobs have fresher details.
+        for job in &mut page.jobs {
+            if !job.state.is_terminal() {
+                if let Ok(live) = self.get(job.id) {
+                    *job = live;
+                }
+            }
+        }
+        Ok(page)
+    }
+
+    /// Starts queued jobs while there are free run slots.
+    fn dispatch(self: &Arc<Self>) {
+        loop {
+            let (id, spec) = {
+                let mut live = self.live();
+                if live.running >= self.config.max_running {
+                    return;
+                }
+                let Some(id) = live.queue.pop_front() else {
+                    return;
+                };
+                live.running += 1;
+                let entry = live.jobs.get_mut(&id).expect("queued jobs are live");
+                entry.job.state = JobState::Running;
+                entry.job.started_at = Some(now_millis());
+                entry.changed.send_modify(|version| *version += 1);
+                (id, entry.job.spec.clone())
+            };
+            if let Err(err) = self.launch(id, &spec) {
+                tracing::warn!(job = %id, "could not start the job's runner: {err}");
+                self.finish(
+                    id,
+                    JobState::Failed,
+                    Outcome {
+                        failure_reason: Some(FailureReason::StartFailed),
+                        error: format!("could not start the job's runner: {err}"),
+                        ..Outcome::default()
+                    },
+                    None,
+                );
+            }
+        }
+    }
+
+    /// Starts the runner of a job that has just left the queue.
+    fn launch(self: &Arc<Self>, id: JobId, spec: &crate::job::JobSpec) -> Result<()> {
+        let started_at = self.get(id)?.started_at.unwrap_or_else(now_millis);
+        self.store.set_running(id, started_at)?;
+        let dir = self.job_dir(id);
+        // Watch before the runner writes anything, so no change goes unnoticed.
+        self.watcher.add(id, dir.path())?;
+        let timeout = spec.timeout.unwrap_or(self.config.default_timeout);
+        let child = runner::start(&self.config.runner, &dir, spec, timeout)?;
+        let pid = child.id().expect("a child that was just spawned has a pid");
+        let identity = ProcessIdentity::of(pid).ok();
+        let cancel_now = {
+            let mut live = self.live();
+            let entry = live.jobs.get_mut(&id).expect("running jobs are live");
+            entry.runner = identity;
+            entry.cancel_requested
+        };
+        if cancel_now {
+            identity.map(|runner| runner.signal(libc::SIGTERM));
+        }
+        tracing::info!(job = %id, runner = pid, "job started");
+        self.clone().on_runner_exit(id, child);
+        Ok(())
+    }
+
+    /// Reads what a runner recorded once it is gone, and finishes its job.
+    fn runner_gone(self: &Arc<Self>, id: JobId) {
+        let dir = self.job_dir(id);
+        match dir.read_status() {
+            Ok(Some(RunnerStatus {
+                exit: Some(exit),
+                thread_id,
+                usage,
+                ..
+            })) => {
+                self.update_live(id, thread_id, usage);
+                self.finish_with_record(id, exit);
+            }
+            other => {
+                if let Err(err) = other {
+                    tracing::warn!(job = %id, "unreadable runner status: {err}");
+                }
+                self.finish(
+                    id,
+                    JobState::Failed,
+                    Outcome {
+                        failure_reason: Some(FailureReason::Lost),
+                        error: format!(
+                            "the job's runner ended without recording an exit status (see {})",
+                            dir.runner_log().display()
+                        ),
+                        ..Outcome::default()
+                    },
+                    None,
+                );
+            }
+        }
+    }
+
+    fn finish_with_record(self: &Arc<Self>, id: JobId, exit: ExitRecord) {
+        let (state, outcome) = exit.outcome();
+        self.finish(id, state, outcome, Some(exit));
+    }
+
+    /// Copies what the runner reported so far into the live job.
+    fn update_live(&self, id: JobId, thread_id: Option<String>, usage: Option<crate::job::TokenUsage>) {
+        if let Some(entry) = self.live().jobs.get_mut(&id) {
+            if let Some(thread_id) = thread_id {
+                entry.job.thread_id = thread_id;
+            }
+            if usage.is_some() {
+                entry.job.usage = usage;
+            }
+        }
+    }
+
+    /// Moves a live job to its terminal state: stored first, then dropped from the
+    /// live set, so a reader always finds it in one place or the other.
+    fn finish(self: &Arc<Self>, id: JobId, state: JobState, outcome: Outcome, exit: Option<ExitRecord>) {
+        {
+            let mut live = self.live();
+            let Some(entry) = live.jobs.get(&id) else {
+                return;
+            };
+            let mut job = entry.job.clone();
+            job.state = state;
+            job.outcome = outcome;
+            job.finished_at = Some(exit.as_ref().map_or_else(now_millis, |e| e.finished_at));
+            if let Some(exit) = exit {
+                job.final_message = exit.final_message;
+            }
+            job.output_size = file_size(&self.log_path(id, OutputStream::Transcript));
+            if let Err(err) = self.store.finish(&job) {
+                // The job stays live, and a restarted server will finish it again.
+                tracing::error!(job = %id, "could not store the finished job: {err}");
+                return;
+            }
+            let entry = live.jobs.remove(&id).expect("checked above");
+            if entry.job.state == JobState::Running {
+                live.running -= 1;
+            }
+            live.queue.retain(|queued| *queued != id);
+            entry.changed.send_modify(|version| *version += 1);
+            tracing::info!(job = %id, state = ?job.state, error = %job.outcome.error, "job finished");
+        }
+        self.watcher.remove(id);
+        self.dispatch();
+    }
+}
+
+/// A file's size, zero if it does not exist.
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |meta| meta.len())
+}

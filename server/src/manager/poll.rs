@@ -1,0 +1,88 @@
+//! Poll: a job and a window of its output, optionally held until something happens
+//! (long-poll) without busy-polling.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::time::Instant;
+
+use super::JobManager;
+use crate::{
+    error::{Error, Result},
+    job::{Job, JobId, JobState},
+    output::{Log, Window},
+    runner::record::OutputStream,
+};
+
+/// Which part of a log to return.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum WindowRequest {
+    /// No output, only the job (and the log's size).
+    Nothing,
+    /// The last N lines.
+    Tail(usize),
+    /// Everything from this byte offset on.
+    Since(u64),
+}
+
+#[derive(Debug)]
+pub struct PollResult {
+    pub job: Job,
+    pub window: Window,
+}
+
+impl JobManager {
+    /// The job and the requested window of its `stream` log, at most `max_bytes`.
+    /// With `wait`, holds on until the job ends, output past the window arrives (for
+    /// `Since`: any byte at or after the offset), or the wait elapses.
+    pub async fn poll(
+        self: &Arc<Self>,
+        id: JobId,
+        request: WindowRequest,
+        stream: OutputStream,
+        max_bytes: usize,
+        wait: Option<Duration>,
+    ) -> Result<PollResult> {
+        let deadline = wait.map(|wait| Instant::now() + wait);
+        let mut changed = self.subscribe(id);
+        // The job's state and the log's size at the first look.
+        let mut first: Option<(JobState, u64)> = None;
+        loop {
+            if let Some(changed) = changed.as_mut() {
+                changed.borrow_and_update();
+            }
+            let job = self.get(id)?;
+            let log = Log::open(&self.log_path(id, stream))?;
+            let window = match request {
+                WindowRequest::Nothing => Window {
+                    start: log.size(),
+                    end: log.size(),
+                    size: log.size(),
+                    ..Window::default()
+                },
+                WindowRequest::Tail(lines) => log.tail(lines, max_bytes)?,
+                WindowRequest::Since(offset) => log
+                    .since(offset, max_bytes)
+                    .map_err(|err| Error::InvalidArgument(format!("since_offset: {err}")))??,
+            };
+            let snapshot = (job.state, log.size());
+            let news = match request {
+                WindowRequest::Since(_) => !window.bytes.is_empty(),
+                _ => first.is_some_and(|first| first != snapshot),
+            };
+            first.get_or_insert(snapshot);
+            let out_of_time = deadline.is_none_or(|deadline| Instant::now() >= deadline);
+            // No receiver: the job is finished and nothing will change.
+            let Some(receiver) = changed.as_mut() else {
+                return Ok(PollResult { job, window });
+            };
+            if news || out_of_time || job.state.is_terminal() {
+                return Ok(PollResult { job, window });
+            }
+            let deadline = deadline.expect("checked above");
+            tokio::select! {
+                result = receiver.changed() => if result.is_err() { changed = None },
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+}

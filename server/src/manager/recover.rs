@@ -1,0 +1,66 @@
+//! Taking over after a restart: every job the store says is unfinished is found as
+//! it really is, from what its runner recorded and whether that runner still lives.
+
+use std::sync::Arc;
+
+use tokio::sync::watch as signal;
+
+use super::{JobManager, LiveJob};
+use crate::{error::Result, job::JobState};
+
+impl JobManager {
+    /// Re-queues queued jobs in their order, adopts running jobs whose runner is
+    /// alive, and finishes the others from their exit record (or as lost).
+    pub(super) fn recover(self: &Arc<Self>) -> Result<()> {
+        let mut running = Vec::new();
+        {
+            // All of them are live before any finishes, so the run slots add up.
+            let mut live = self.live();
+            for job in self.store.unfinished()? {
+                let id = job.id;
+                match job.state {
+                    JobState::Queued => live.queue.push_back(id),
+                    _ => {
+                        live.running += 1;
+                        running.push(id);
+                    }
+                }
+                let (changed, _) = signal::channel(0);
+                live.jobs.insert(
+                    id,
+                    LiveJob {
+                        job,
+                        changed,
+                        runner: None,
+                        cancel_requested: false,
+                    },
+                );
+            }
+        }
+        for id in running {
+            let status = match self.job_dir(id).read_status() {
+                Ok(Some(status)) if status.exit.is_none() && status.runner.is_alive() => status,
+                // Ended while the server was down, or vanished: the record decides.
+                _ => {
+                    self.runner_gone(id);
+                    continue;
+                }
+            };
+            self.update_live(id, status.thread_id.clone(), status.usage);
+            if let Some(entry) = self.live().jobs.get_mut(&id) {
+                entry.runner = Some(status.runner);
+            }
+            self.watcher.add(id, self.job_dir(id).path())?;
+            match self.adopt(id, status.runner) {
+                Ok(()) => {
+                    tracing::info!(job = %id, runner = status.runner.pid, "adopted running job")
+                }
+                Err(err) => {
+                    tracing::warn!(job = %id, "cannot watch the runner: {err}");
+                    self.runner_gone(id);
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,226 @@
+//! The job directory: the on-disk contract between the server and a job's runner.
+//!
+//! ```text
+//! <state dir>/jobs/<job id>/
+//!   command.json    written by the server before it starts the runner: what to run
+//!   prompt.txt      the prompt, when it reaches Codex on stdin instead of argv
+//!   events.jsonl    Codex's stdout (its `--json` events), byte for byte, appended
+//!   transcript.log  one readable line per message, command, file change and error
+//!   stderr.log      Codex's stderr, appended
+//!   last_message    Codex's `-o` file: its final agent message
+//!   status.json     written by the runner, always atomically (temp file, rename):
+//!                   who runs the job and what Codex reported so far. Its `exit`
+//!                   field appears once, last, after every output byte is flushed
+//!                   and fsynced and after every process of the job is gone.
+//!   runner.log      the runner's own diagnostics
+//! ```
+//!
+//! A job whose `status.json` has no `exit` and whose runner process is gone was lost.
+
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+use super::process::ProcessIdentity;
+use crate::job::{FailureReason, JobState, Millis, Outcome, TokenUsage};
+
+/// One of a job's output logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OutputStream {
+    #[default]
+    Transcript,
+    Events,
+    Stderr,
+}
+
+/// The files of one job, named in one place.
+#[derive(Clone, Debug)]
+pub struct JobDir(PathBuf);
+
+impl JobDir {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        JobDir(path.into())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn command(&self) -> PathBuf {
+        self.0.join("command.json")
+    }
+
+    pub fn prompt(&self) -> PathBuf {
+        self.0.join("prompt.txt")
+    }
+
+    pub fn log(&self, stream: OutputStream) -> PathBuf {
+        self.0.join(match stream {
+            OutputStream::Transcript => "transcript.log",
+            OutputStream::Events => "events.jsonl",
+            OutputStream::Stderr => "stderr.log",
+        })
+    }
+
+    pub fn last_message(&self) -> PathBuf {
+        self.0.join("last_message")
+    }
+
+    pub fn status(&self) -> PathBuf {
+        self.0.join(STATUS_FILE)
+    }
+
+    pub fn runner_log(&self) -> PathBuf {
+        self.0.join("runner.log")
+    }
+
+    /// Reads `status.json`; `Ok(None)` when the runner has not written it yet.
+    pub fn read_status(&self) -> io::Result<Option<RunnerStatus>> {
+        match fs::read(self.status()) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err)),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Replaces `status.json` atomically; with `durable`, fsyncs the file and the
+    /// directory so the record survives a power loss.
+    pub fn write_status(&self, status: &RunnerStatus, durable: bool) -> io::Result<()> {
+        write_atomically(&self.0, STATUS_FILE, &serde_json::to_vec(status)?, durable)
+    }
+}
+
+/// The name of the runner's record, which the server watches for.
+pub const STATUS_FILE: &str = "status.json";
+
+/// Writes `dir/name` through a temporary file and a rename, so readers see the old
+/// content or the new, never a mix.
+pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
+    use std::io::Write;
+    let temp = dir.join(format!(".{name}.tmp"));
+    let mut file = fs::File::create(&temp)?;
+    file.write_all(bytes)?;
+    if durable {
+        file.sync_all()?;
+    }
+    fs::rename(&temp, dir.join(name))?;
+    if durable {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// What the server asks a runner to run (`command.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunnerCommand {
+    /// The Codex executable.
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub cwd: PathBuf,
+    /// Feed this file to Codex's stdin; `None`: /dev/null.
+    pub stdin: Option<PathBuf>,
+    /// Kill the job this long after it started.
+    pub timeout_ms: u64,
+    /// Between SIGTERM and SIGKILL when the job is cancelled or times out.
+    pub kill_grace_ms: u64,
+    /// How long Codex may linger after reporting `turn.completed`.
+    pub exit_grace_ms: u64,
+}
+
+/// What the runner reports (`status.json`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunnerStatus {
+    /// The runner process, identified so that a reused pid is never mistaken for it.
+    pub runner: ProcessIdentity,
+    pub started_at: Millis,
+    pub codex_pid: Option<u32>,
+    pub thread_id: Option<String>,
+    pub usage: Option<TokenUsage>,
+    /// Codex printed `turn.completed`.
+    pub turn_completed: bool,
+    /// Present once the job is over, with all its output on disk.
+    pub exit: Option<ExitRecord>,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExitRecord {
+    pub ending: Ending,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    /// Why Codex could not start, or the last error Codex reported.
+    pub error: Option<String>,
+    pub final_message: String,
+    pub finished_at: Millis,
+}
+
+/// Who ended a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    /// Codex exited on its own.
+    Exited,
+    /// The runner was asked to cancel (SIGTERM).
+    Cancelled,
+    /// The job ran past its timeout.
+    TimedOut,
+    /// Codex reported `turn.completed` but did not exit, and was ended.
+    CompletedWithoutExit,
+    /// Codex could not be started.
+    StartFailed,
+}
+
+impl ExitRecord {
+    /// The job state and outcome this record stands for.
+    pub fn outcome(&self) -> (JobState, Outcome) {
+        let mut outcome = Outcome {
+            failure_reason: None,
+            error: String::new(),
+            exit_code: self.exit_code,
+            signal: self.signal,
+        };
+        let reported = self.error.as_deref().unwrap_or("");
+        let detail = |what: String| match reported {
+            "" => what,
+            _ => format!("{what}: {reported}"),
+        };
+        let state = match (self.ending, self.exit_code, self.signal) {
+            (Ending::Exited, Some(0), _) | (Ending::CompletedWithoutExit, _, _) => {
+                JobState::Succeeded
+            }
+            (Ending::Cancelled, _, _) => {
+                outcome.error = "cancelled".into();
+                JobState::Cancelled
+            }
+            (Ending::Exited, Some(code), _) => {
+                outcome.failure_reason = Some(FailureReason::NonZeroExit);
+                outcome.error = detail(format!("codex exited with status {code}"));
+                JobState::Failed
+            }
+            (Ending::Exited, None, signal) => {
+                outcome.failure_reason = Some(FailureReason::Signaled);
+                outcome.error = detail(format!(
+                    "codex was killed by signal {}",
+                    signal.unwrap_or_default()
+                ));
+                JobState::Failed
+            }
+            (Ending::TimedOut, _, _) => {
+                outcome.failure_reason = Some(FailureReason::TimedOut);
+                outcome.error = reported.to_string();
+                JobState::Failed
+            }
+            (Ending::StartFailed, _, _) => {
+                outcome.failure_reason = Some(FailureReason::StartFailed);
+                outcome.error = detail("codex could not be started".into());
+                JobState::Failed
+            }
+        };
+        (state, outcome)
+    }
+}

@@ -1,0 +1,290 @@
+//! Conversions between `codex.jobs.v1` messages and the job model. Every field a
+//! caller sends is checked here, so the manager never sees an unchecked value; each
+//! error says what was wrong and what is allowed.
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use codex_jobs_api::v1 as pb;
+use prost_types::Timestamp;
+
+use crate::{
+    error::Error,
+    job::{FailureReason, Job, JobId, JobSpec, JobState, Millis, Sandbox},
+    runner::record::OutputStream,
+};
+
+pub const MAX_PROMPT_BYTES: usize = 1024 * 1024;
+pub const MAX_TAIL_LINES: u32 = 10_000;
+pub const DEFAULT_MAX_BYTES: usize = 256 * 1024;
+pub const MAX_BYTES: u32 = 4 * 1024 * 1024;
+pub const MAX_WAIT: Duration = Duration::from_secs(300);
+pub const DEFAULT_PAGE_SIZE: usize = 20;
+pub const MAX_PAGE_SIZE: u32 = 1000;
+const MAX_LABELS: usize = 16;
+const MAX_LABEL_KEY: usize = 64;
+const MAX_LABEL_VALUE: usize = 256;
+const MAX_REQUEST_ID: usize = 128;
+const MAX_MODEL: usize = 256;
+
+fn invalid(message: String) -> Error {
+    Error::InvalidArgument(message)
+}
+
+pub fn job_id(text: &str) -> Result<JobId, Error> {
+    text.parse().map_err(|err: crate::job::BadJobId| invalid(err.to_string()))
+}
+
+pub fn spec(spec: Option<pb::JobSpec>) -> Result<JobSpec, Error> {
+    let spec = spec.ok_or_else(|| invalid("spec is required".into()))?;
+    if spec.prompt.trim().is_empty() {
+        return Err(invalid("prompt must not be empty".into()));
+    }
+    if spec.prompt.len() > MAX_PROMPT_BYTES {
+        return Err(invalid(format!(
+            "prompt must be at most {MAX_PROMPT_BYTES} bytes, got {}",
+            spec.prompt.len()
+        )));
+    }
+    if spec.cwd.is_empty() {
+        return Err(invalid("cwd is required: the absolute path of the directory to run Codex in".into()));
+    }
+    if spec.model.len() > MAX_MODEL || spec.model.chars().any(char::is_control) {
+        return Err(invalid(format!(
+            "model must be at most {MAX_MODEL} characters without control characters"
+        )));
+    }
+    let sandbox = sandbox(spec.sandbox)?;
+    let timeout = match spec.timeout {
+        None => None,
+        Some(timeout) if timeout.seconds == 0 && timeout.nanos == 0 => None,
+        Some(timeout) => Some(
+            Duration::try_from(timeout)
+                .ok()
+                .filter(|timeout| *timeout >= Duration::from_secs(1))
+                .ok_or_else(|| invalid("timeout must be at least 1 second".into()))?,
+        ),
+    };
+    let labels = labels(spec.labels.into_iter().collect())?;
+    if !spec.resume_thread_id.is_empty() && !is_token(&spec.resume_thread_id, 128) {
+        return Err(invalid(format!(
+            "resume_thread_id must be a Codex thread id (letters, digits, '-', '_'), got {:?}",
+            spec.resume_thread_id
+        )));
+    }
+    Ok(JobSpec {
+        prompt: spec.prompt,
+        cwd: PathBuf::from(spec.cwd),
+        model: spec.model,
+        sandbox,
+        timeout,
+        labels,
+        resume_thread_id: spec.resume_thread_id,
+    })
+}
+
+fn is_token(text: &str, max: usize) -> bool {
+    !text.is_empty()
+        && text.len() <= max
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+pub fn labels(labels: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, Error> {
+    if labels.len() > MAX_LABELS {
+        return Err(invalid(format!(
+            "at most {MAX_LABELS} labels are allowed, got {}",
+            labels.len()
+        )));
+    }
+    for (key, value) in &labels {
+        if !is_token(key, MAX_LABEL_KEY) {
+            return Err(invalid(format!(
+                "label key {key:?} must be 1-{MAX_LABEL_KEY} characters of A-Z a-z 0-9 . _ -"
+            )));
+        }
+        if value.len() > MAX_LABEL_VALUE {
+            return Err(invalid(format!(
+                "label {key} must have a value of at most {MAX_LABEL_VALUE} bytes"
+            )));
+        }
+    }
+    Ok(labels)
+}
+
+pub fn request_id(text: String) -> Result<Option<String>, Error> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.len() > MAX_REQUEST_ID || text.chars().any(char::is_control) {
+        return Err(invalid(format!(
+            "request_id must be at most {MAX_REQUEST_ID} characters without control characters"
+        )));
+    }
+    Ok(Some(text))
+}
+
+fn sandbox(value: i32) -> Result<Sandbox, Error> {
+    match pb::Sandbox::try_from(value) {
+        Ok(pb::Sandbox::Unspecified | pb::Sandbox::ReadOnly) => Ok(Sandbox::ReadOnly),
+        Ok(pb::Sandbox::WorkspaceWrite) => Ok(Sandbox::WorkspaceWrite),
+        Ok(pb::Sandbox::DangerFullAccess) => Ok(Sandbox::DangerFullAccess),
+        Ok(pb::Sandbox::Bypass) => Ok(Sandbox::Bypass),
+        Err(_) => Err(invalid(format!(
+            "unknown sandbox {value}; allowed: READ_ONLY, WORKSPACE_WRITE, DANGER_FULL_ACCESS, BYPASS"
+        ))),
+    }
+}
+
+pub fn output_stream(value: i32) -> Result<OutputStream, Error> {
+    match pb::OutputStream::try_from(value) {
+        Ok(pb::OutputStream::Unspecified | pb::OutputStream::Transcript) => Ok(OutputStream::Transcript),
+        Ok(pb::OutputStream::Events) => Ok(OutputStream::Events),
+        Ok(pb::OutputStream::Stderr) => Ok(OutputStream::Stderr),
+        Err(_) => Err(invalid(format!(
+            "unknown output stream {value}; allowed: TRANSCRIPT, EVENTS, STDERR"
+        ))),
+    }
+}
+
+pub fn job_state(value: i32) -> Result<JobState, Error> {
+    match pb::JobState::try_from(value) {
+        Ok(pb::JobState::Queued) => Ok(JobState::Queued),
+        Ok(pb::JobState::Running) => Ok(JobState::Running),
+        Ok(pb::JobState::Succeeded) => Ok(JobState::Succeeded),
+        Ok(pb::JobState::Failed) => Ok(JobState::Failed),
+        Ok(pb::JobState::Cancelled) => Ok(JobState::Cancelled),
+        _ => Err(invalid(format!(
+            "unknown job state {value}; allowed: QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED"
+        ))),
+    }
+}
+
+pub fn tail_lines(lines: u32) -> Result<usize, Error> {
+    if lines > MAX_TAIL_LINES {
+        return Err(invalid(format!(
+            "tail_lines must be between 0 and {MAX_TAIL_LINES}, got {lines}"
+        )));
+    }
+    Ok(lines as usize)
+}
+
+pub fn max_bytes(bytes: u32) -> Result<usize, Error> {
+    match bytes {
+        0 => Ok(DEFAULT_MAX_BYTES),
+        1..=MAX_BYTES => Ok(bytes as usize),
+        _ => Err(invalid(format!(
+            "max_bytes must be between 1 and {MAX_BYTES} (0 for the default), got {bytes}"
+        ))),
+    }
+}
+
+pub fn wait(wait: Option<prost_types::Duration>) -> Result<Option<Duration>, Error> {
+    let Some(wait) = wait else { return Ok(None) };
+    Duration::try_from(wait)
+        .ok()
+        .filter(|wait| *wait <= MAX_WAIT)
+        .map(Some)
+        .ok_or_else(|| invalid(format!("wait must be between 0 and {} s", MAX_WAIT.as_secs())))
+}
+
+pub fn page_size(size: u32) -> Result<usize, Error> {
+    match size {
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        1..=MAX_PAGE_SIZE => Ok(size as usize),
+        _ => Err(invalid(format!(
+            "page_size must be between 1 and {MAX_PAGE_SIZE} (0 for the default), got {size}"
+        ))),
+    }
+}
+
+pub fn page_token(token: &str) -> Result<Option<JobId>, Error> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    token
+        .parse()
+        .map(Some)
+        .map_err(|_| invalid("page_token is not one this server returned".into()))
+}
+
+pub fn timestamp(millis: Millis) -> Timestamp {
+    Timestamp {
+        seconds: millis.div_euclid(1000),
+        nanos: (millis.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+impl From<JobState> for pb::JobState {
+    fn from(state: JobState) -> Self {
+        match state {
+            JobState::Queued => pb::JobState::Queued,
+            JobState::Running => pb::JobState::Running,
+            JobState::Succeeded => pb::JobState::Succeeded,
+            JobState::Failed => pb::JobState::Failed,
+            JobState::Cancelled => pb::JobState::Cancelled,
+        }
+    }
+}
+
+impl From<FailureReason> for pb::FailureReason {
+    fn from(reason: FailureReason) -> Self {
+        match reason {
+            FailureReason::NonZeroExit => pb::FailureReason::NonZeroExit,
+            FailureReason::Signaled => pb::FailureReason::Signaled,
+            FailureReason::TimedOut => pb::FailureReason::TimedOut,
+            FailureReason::StartFailed => pb::FailureReason::StartFailed,
+            FailureReason::Lost => pb::FailureReason::Lost,
+        }
+    }
+}
+
+impl From<Sandbox> for pb::Sandbox {
+    fn from(sandbox: Sandbox) -> Self {
+        match sandbox {
+            Sandbox::ReadOnly => pb::Sandbox::ReadOnly,
+            Sandbox::WorkspaceWrite => pb::Sandbox::WorkspaceWrite,
+            Sandbox::DangerFullAccess => pb::Sandbox::DangerFullAccess,
+            Sandbox::Bypass => pb::Sandbox::Bypass,
+        }
+    }
+}
+
+impl From<Job> for pb::Job {
+    fn from(job: Job) -> Self {
+        let spec = job.spec;
+        pb::Job {
+            id: job.id.to_string(),
+            spec: Some(pb::JobSpec {
+                prompt: spec.prompt,
+                cwd: spec.cwd.display().to_string(),
+                model: spec.model,
+                sandbox: pb::Sandbox::from(spec.sandbox).into(),
+                timeout: spec.timeout.and_then(|t| prost_types::Duration::try_from(t).ok()),
+                labels: spec.labels.into_iter().collect(),
+                resume_thread_id: spec.resume_thread_id,
+            }),
+            state: pb::JobState::from(job.state).into(),
+            failure_reason: job
+                .outcome
+                .failure_reason
+                .map_or(pb::FailureReason::Unspecified, Into::into)
+                .into(),
+            error: job.outcome.error,
+            exit_code: job.outcome.exit_code,
+            signal: job.outcome.signal,
+            created_at: Some(timestamp(job.created_at)),
+            started_at: job.started_at.map(timestamp),
+            finished_at: job.finished_at.map(timestamp),
+            thread_id: job.thread_id,
+            final_message: job.final_message,
+            usage: job.usage.map(|usage| pb::TokenUsage {
+                input_tokens: usage.input_tokens,
+                cached_input_tokens: usage.cached_input_tokens,
+                output_tokens: usage.output_tokens,
+            }),
+            output_size: job.output_size,
+            request_id: job.request_id.unwrap_or_default(),
+        }
+    }
+}

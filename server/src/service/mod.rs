@@ -1,0 +1,139 @@
+//! The `codex.jobs.v1.CodexJobs` gRPC service: a thin adapter that converts
+//! requests (`convert`), calls the job manager, and converts back.
+
+pub mod auth;
+pub mod convert;
+
+use std::{pin::Pin, sync::Arc};
+
+use codex_jobs_api::v1::{self as pb, codex_jobs_server::CodexJobs};
+use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    error::Error,
+    manager::{FollowEvent, FollowStart, JobManager, WindowRequest},
+    store::ListFilter,
+};
+
+/// The one place where manager errors become gRPC statuses.
+impl From<Error> for Status {
+    fn from(err: Error) -> Status {
+        match &err {
+            Error::NotFound(_) => Status::not_found(err.to_string()),
+            Error::InvalidArgument(_) => Status::invalid_argument(err.to_string()),
+            Error::PermissionDenied(_) => Status::permission_denied(err.to_string()),
+            Error::ResourceExhausted(_) => Status::resource_exhausted(err.to_string()),
+            Error::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
+                Status::resource_exhausted(format!("the server's disk is full: {io}"))
+            }
+            Error::Store(_) | Error::Io(_) => {
+                tracing::error!("internal error: {err}");
+                Status::internal(err.to_string())
+            }
+        }
+    }
+}
+
+pub struct JobService {
+    manager: Arc<JobManager>,
+}
+
+impl JobService {
+    pub fn new(manager: Arc<JobManager>) -> Self {
+        JobService { manager }
+    }
+}
+
+type FollowStream = Pin<Box<dyn Stream<Item = Result<pb::FollowResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl CodexJobs for JobService {
+    async fn start(&self, request: Request<pb::StartRequest>) -> Result<Response<pb::StartResponse>, Status> {
+        let request = request.into_inner();
+        let spec = convert::spec(request.spec)?;
+        let request_id = convert::request_id(request.request_id)?;
+        let (job, created) = self.manager.start(spec, request_id)?;
+        Ok(Response::new(pb::StartResponse {
+            job: Some(job.into()),
+            created,
+        }))
+    }
+
+    async fn poll(&self, request: Request<pb::PollRequest>) -> Result<Response<pb::PollResponse>, Status> {
+        use pb::poll_request::Window;
+        let request = request.into_inner();
+        let id = convert::job_id(&request.job_id)?;
+        let window = match request.window {
+            None => WindowRequest::Nothing,
+            Some(Window::TailLines(lines)) => WindowRequest::Tail(convert::tail_lines(lines)?),
+            Some(Window::SinceOffset(offset)) => WindowRequest::Since(offset),
+        };
+        let stream = convert::output_stream(request.stream)?;
+        let max_bytes = convert::max_bytes(request.max_bytes)?;
+        let wait = convert::wait(request.wait)?;
+        let result = self.manager.poll(id, window, stream, max_bytes, wait).await?;
+        Ok(Response::new(pb::PollResponse {
+            job: Some(result.job.into()),
+            output: result.window.bytes,
+            start_offset: result.window.start,
+            next_offset: result.window.end,
+            truncated: result.window.truncated,
+            size: result.window.size,
+        }))
+    }
+
+    async fn cancel(&self, request: Request<pb::CancelRequest>) -> Result<Response<pb::CancelResponse>, Status> {
+        let id = convert::job_id(&request.into_inner().job_id)?;
+        let job = self.manager.cancel(id).await?;
+        Ok(Response::new(pb::CancelResponse {
+            job: Some(job.into()),
+        }))
+    }
+
+    async fn list(&self, request: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
+        let request = request.into_inner();
+        let filter = ListFilter {
+            states: request
+                .states
+                .into_iter()
+                .map(convert::job_state)
+                .collect::<Result<_, _>>()?,
+            labels: convert::labels(request.labels.into_iter().collect())?,
+            before: convert::page_token(&request.page_token)?,
+            limit: convert::page_size(request.page_size)?,
+        };
+        let page = self.manager.list(&filter)?;
+        Ok(Response::new(pb::ListResponse {
+            jobs: page.jobs.into_iter().map(Into::into).collect(),
+            next_page_token: page.next.map(|id| id.to_string()).unwrap_or_default(),
+        }))
+    }
+
+    type FollowStream = FollowStream;
+
+    async fn follow(&self, request: Request<pb::FollowRequest>) -> Result<Response<FollowStream>, Status> {
+        use pb::follow_request::Start;
+        let request = request.into_inner();
+        let id = convert::job_id(&request.job_id)?;
+        let start = match request.start {
+            None => FollowStart::Offset(0),
+            Some(Start::FromOffset(offset)) => FollowStart::Offset(offset),
+            Some(Start::TailLines(lines)) => FollowStart::TailLines {
+                lines: convert::tail_lines(lines)?,
+                max_bytes: convert::MAX_BYTES as usize,
+            },
+        };
+        let stream = convert::output_stream(request.stream)?;
+        let events = self.manager.follow(id, start, stream)?;
+        let responses = ReceiverStream::new(events).map(|event| {
+            use pb::follow_response::Event;
+            let event = match event? {
+                FollowEvent::Job(job) => Event::Job(job.into()),
+                FollowEvent::Output { offset, data } => Event::Output(pb::OutputChunk { offset, data }),
+            };
+            Ok(pb::FollowResponse { event: Some(event) })
+        });
+        Ok(Response::new(Box::pin(responses)))
+    }
+}

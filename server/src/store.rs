@@ -1,0 +1,436 @@
+//! The job store: job metadata in an embedded SQLite database (`jobs.db` in the
+//! state dir). This is the only module that speaks SQL.
+//!
+//! SQLite because it is a real transactional database that needs nothing installed
+//! or started, survives `kill -9` (WAL mode), and answers List over many thousands
+//! of jobs from an index. Output stays in the job's own files; the store keeps
+//! their size.
+
+use std::{collections::BTreeMap, path::Path, sync::Mutex, time::Duration};
+
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter, types::Value};
+
+use crate::job::{
+    FailureReason, Job, JobId, JobSpec, JobState, Millis, Outcome, Sandbox, TokenUsage,
+};
+
+/// A failure of the database itself.
+#[derive(Debug, thiserror::Error)]
+#[error("job store: {0}")]
+pub struct StoreError(#[from] rusqlite::Error);
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// What List returns: one page, newest first.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub jobs: Vec<Job>,
+    /// The id to continue after, when there are more jobs.
+    pub next: Option<JobId>,
+}
+
+/// Which jobs List returns.
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    /// Any of these states; empty means all.
+    pub states: Vec<JobState>,
+    /// Every one of these labels.
+    pub labels: BTreeMap<String, String>,
+    /// Only jobs older than this one (the page token).
+    pub before: Option<JobId>,
+    pub limit: usize,
+}
+
+pub struct Store {
+    db: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    id               TEXT PRIMARY KEY,   -- UUID v7: sorts by creation time
+    state            TEXT NOT NULL,
+    request_id       TEXT UNIQUE,
+    created_at       INTEGER NOT NULL,
+    started_at       INTEGER,
+    finished_at      INTEGER,
+    prompt           TEXT NOT NULL,
+    cwd              TEXT NOT NULL,
+    model            TEXT NOT NULL,
+    sandbox          TEXT NOT NULL,
+    timeout_ms       INTEGER,
+    resume_thread_id TEXT NOT NULL,
+    labels           TEXT NOT NULL,      -- JSON object, as given
+    failure_reason   TEXT,
+    error            TEXT NOT NULL DEFAULT '',
+    exit_code        INTEGER,
+    signal           INTEGER,
+    thread_id        TEXT NOT NULL DEFAULT '',
+    final_message    TEXT NOT NULL DEFAULT '',
+    usage            TEXT,               -- JSON TokenUsage
+    output_size      INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, id);
+CREATE TABLE IF NOT EXISTS job_labels (
+    key    TEXT NOT NULL,
+    value  TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    PRIMARY KEY (key, value, job_id)
+) WITHOUT ROWID;
+";
+
+const COLUMNS: &str = "id, state, request_id, created_at, started_at, finished_at, prompt, cwd, \
+     model, sandbox, timeout_ms, resume_thread_id, labels, failure_reason, error, exit_code, \
+     signal, thread_id, final_message, usage, output_size";
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        let db = Connection::open(path)?;
+        // WAL: a commit survives the process being killed; readers never block.
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "NORMAL")?;
+        db.busy_timeout(Duration::from_secs(5))?;
+        db.execute_batch(SCHEMA)?;
+        Ok(Store { db: Mutex::new(db) })
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Stores a new job. If `job.request_id` was used by a job created at or after
+    /// `request_ids_since`, stores nothing and returns that job instead.
+    pub fn insert(&self, job: &Job, request_ids_since: Millis) -> Result<Option<Job>> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        if let Some(request_id) = &job.request_id {
+            let existing = tx
+                .query_row(
+                    &format!("SELECT {COLUMNS} FROM jobs WHERE request_id = ?1"),
+                    [request_id],
+                    job_from_row,
+                )
+                .optional()?;
+            match existing {
+                Some(existing) if existing.created_at >= request_ids_since => {
+                    return Ok(Some(existing));
+                }
+                // Past the retention window: the id is free again.
+                Some(_) => {
+                    tx.execute(
+                        "UPDATE jobs SET request_id = NULL WHERE request_id = ?1",
+                        [request_id],
+                    )?;
+                }
+                None => {}
+            }
+        }
+        let spec = &job.spec;
+        tx.execute(
+            "INSERT INTO jobs (id, state, request_id, created_at, prompt, cwd, model, sandbox, \
+             timeout_ms, resume_thread_id, labels) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                job.id.to_string(),
+                state_name(job.state),
+                job.request_id,
+                job.created_at,
+                spec.prompt,
+                spec.cwd.to_string_lossy(),
+                spec.model,
+                spec.sandbox.name(),
+                spec.timeout.map(|t| t.as_millis() as i64),
+                spec.resume_thread_id,
+                serde_json::to_string(&spec.labels).expect("labels serialize"),
+            ],
+        )?;
+        for (key, value) in &spec.labels {
+            tx.execute(
+                "INSERT INTO job_labels (key, value, job_id) VALUES (?1, ?2, ?3)",
+                params![key, value, job.id.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(None)
+    }
+
+    /// Records that a job's runner has started.
+    pub fn set_running(&self, id: JobId, started_at: Millis) -> Result<()> {
+        self.db().execute(
+            "UPDATE jobs SET state = 'running', started_at = ?2 WHERE id = ?1",
+            params![id.to_string(), started_at],
+        )?;
+        Ok(())
+    }
+
+    /// Records a job's terminal state and everything its run produced.
+    pub fn finish(&self, job: &Job) -> Result<()> {
+        let outcome = &job.outcome;
+        self.db().execute(
+            "UPDATE jobs SET state = ?2, started_at = ?3, finished_at = ?4, failure_reason = ?5, \
+             error = ?6, exit_code = ?7, signal = ?8, thread_id = ?9, final_message = ?10, \
+             usage = ?11, output_size = ?12 WHERE id = ?1",
+            params![
+                job.id.to_string(),
+                state_name(job.state),
+                job.started_at,
+                job.finished_at,
+                outcome.failure_reason.map(reason_name),
+                outcome.error,
+                outcome.exit_code,
+                outcome.signal,
+                job.thread_id,
+                job.final_message,
+                job.usage.map(|u| serde_json::to_string(&u).expect("usage serializes")),
+                job.output_size as i64,
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn get(&self, id: JobId) -> Result<Option<Job>> {
+        Ok(self
+            .db()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
+                [id.to_string()],
+                job_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Jobs that were queued or running, oldest first: what a restarted server
+    /// takes over.
+    pub fn unfinished(&self) -> Result<Vec<Job>> {
+        let db = self.db();
+        let mut query = db.prepare(&format!(
+            "SELECT {COLUMNS} FROM jobs WHERE state IN ('queued', 'running') ORDER BY id"
+        ))?;
+        let jobs = query.query_map([], job_from_row)?.collect::<rusqlite::Result<_>>()?;
+        Ok(jobs)
+    }
+
+    /// One page of jobs, newest first.
+    pub fn list(&self, filter: &ListFilter) -> Result<Page> {
+        let mut sql = format!("SELECT {COLUMNS} FROM jobs WHERE 1");
+        let mut args: Vec<Value> = Vec::new();
+        if !filter.states.is_empty() {
+            let marks = vec!["?"; filter.states.len()].join(", ");
+            sql += &format!(" AND state IN ({marks})");
+            args.extend(filter.states.iter().map(|s| Value::from(state_name(*s).to_owned())));
+        }
+        if let Some(before) = filter.before {
+            sql += " AND id < ?";
+            args.push(Value::from(before.to_string()));
+        }
+        for (key, value) in &filter.labels {
+            sql += " AND id IN (SELECT job_id FROM job_labels WHERE key = ? AND value = ?)";
+            args.push(Value::from(key.clone()));
+            args.push(Value::from(value.clone()));
+        }
+        sql += " ORDER BY id DESC LIMIT ?";
+        args.push(Value::from(filter.limit as i64 + 1));
+        let db = self.db();
+        let mut query = db.prepare_cached(&sql)?;
+        let mut jobs: Vec<Job> = query
+            .query_map(params_from_iter(args), job_from_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        let next = if jobs.len() > filter.limit {
+            jobs.truncate(filter.limit);
+            jobs.last().map(|job| job.id)
+        } else {
+            None
+        };
+        Ok(Page { jobs, next })
+    }
+}
+
+fn state_name(state: JobState) -> &'static str {
+    match state {
+        JobState::Queued => "queued",
+        JobState::Running => "running",
+        JobState::Succeeded => "succeeded",
+        JobState::Failed => "failed",
+        JobState::Cancelled => "cancelled",
+    }
+}
+
+fn reason_name(reason: FailureReason) -> &'static str {
+    match reason {
+        FailureReason::NonZeroExit => "non_zero_exit",
+        FailureReason::Signaled => "signaled",
+        FailureReason::TimedOut => "timed_out",
+        FailureReason::StartFailed => "start_failed",
+        FailureReason::Lost => "lost",
+    }
+}
+
+/// Reads a text column that must hold one of `names`' values.
+fn parse_name<T: Copy>(row: &Row, column: &str, all: &[T], name: fn(T) -> &'static str) -> rusqlite::Result<T> {
+    let text: String = row.get(column)?;
+    all.iter()
+        .copied()
+        .find(|value| name(*value) == text)
+        .ok_or_else(|| bad_column(column, &text))
+}
+
+fn bad_column(column: &str, text: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(0, format!("{column}={text}"), rusqlite::types::Type::Text)
+}
+
+fn job_from_row(row: &Row) -> rusqlite::Result<Job> {
+    const STATES: [JobState; 5] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+    const REASONS: [FailureReason; 5] = [
+        FailureReason::NonZeroExit,
+        FailureReason::Signaled,
+        FailureReason::TimedOut,
+        FailureReason::StartFailed,
+        FailureReason::Lost,
+    ];
+    let id: String = row.get("id")?;
+    let labels: String = row.get("labels")?;
+    let usage: Option<String> = row.get("usage")?;
+    let failure_reason = match row.get::<_, Option<String>>("failure_reason")? {
+        Some(_) => Some(parse_name(row, "failure_reason", &REASONS, reason_name)?),
+        None => None,
+    };
+    let sandbox: String = row.get("sandbox")?;
+    Ok(Job {
+        id: id.parse().map_err(|_| bad_column("id", &id))?,
+        spec: JobSpec {
+            prompt: row.get("prompt")?,
+            cwd: row.get::<_, String>("cwd")?.into(),
+            model: row.get("model")?,
+            sandbox: sandbox.parse::<Sandbox>().map_err(|_| bad_column("sandbox", &sandbox))?,
+            timeout: row
+                .get::<_, Option<i64>>("timeout_ms")?
+                .map(|ms| Duration::from_millis(ms as u64)),
+            labels: serde_json::from_str(&labels).map_err(|_| bad_column("labels", &labels))?,
+            resume_thread_id: row.get("resume_thread_id")?,
+        },
+        request_id: row.get("request_id")?,
+        state: parse_name(row, "state", &STATES, state_name)?,
+        outcome: Outcome {
+            failure_reason,
+            error: row.get("error")?,
+            exit_code: row.get("exit_code")?,
+            signal: row.get("signal")?,
+        },
+        created_at: row.get("created_at")?,
+        started_at: row.get("started_at")?,
+        finished_at: row.get("finished_at")?,
+        thread_id: row.get("thread_id")?,
+        final_message: row.get("final_message")?,
+        usage: usage
+            .map(|text| serde_json::from_str::<TokenUsage>(&text).map_err(|_| bad_column("usage", &text)))
+            .transpose()?,
+        output_size: row.get::<_, i64>("output_size")? as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(labels: &[(&str, &str)]) -> JobSpec {
+        JobSpec {
+            prompt: "hello".into(),
+            cwd: "/tmp".into(),
+            model: String::new(),
+            sandbox: Sandbox::WorkspaceWrite,
+            timeout: Some(Duration::from_secs(5)),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            resume_thread_id: String::new(),
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("jobs.db")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn jobs_round_trip_through_the_database() {
+        let (_dir, store) = store();
+        let mut job = Job::queued(spec(&[("team", "a")]), Some("req-1".into()));
+        assert!(store.insert(&job, 0).unwrap().is_none());
+        assert_eq!(store.get(job.id).unwrap().unwrap(), job);
+
+        job.state = JobState::Failed;
+        job.started_at = Some(1);
+        job.finished_at = Some(2);
+        job.outcome = Outcome {
+            failure_reason: Some(FailureReason::NonZeroExit),
+            error: "codex exited with status 3".into(),
+            exit_code: Some(3),
+            signal: None,
+        };
+        job.usage = Some(TokenUsage {
+            input_tokens: 1,
+            cached_input_tokens: 2,
+            output_tokens: 3,
+        });
+        job.output_size = 42;
+        store.finish(&job).unwrap();
+        assert_eq!(store.get(job.id).unwrap().unwrap(), job);
+    }
+
+    #[test]
+    fn a_request_id_returns_its_job_within_the_window_only() {
+        let (_dir, store) = store();
+        let first = Job::queued(spec(&[]), Some("same".into()));
+        store.insert(&first, 0).unwrap();
+        let retry = Job::queued(spec(&[]), Some("same".into()));
+        assert_eq!(store.insert(&retry, 0).unwrap().unwrap().id, first.id);
+        // Once the first job is older than the window, the id starts a new job.
+        assert!(store.insert(&retry, first.created_at + 1).unwrap().is_none());
+    }
+
+    #[test]
+    fn list_pages_newest_first_with_filters() {
+        let (_dir, store) = store();
+        let ids: Vec<JobId> = (0..5)
+            .map(|i| {
+                let team = if i % 2 == 0 { "even" } else { "odd" };
+                let job = Job::queued(spec(&[("team", team)]), None);
+                store.insert(&job, 0).unwrap();
+                job.id
+            })
+            .collect();
+        let first = store
+            .list(&ListFilter {
+                limit: 2,
+                ..ListFilter::default()
+            })
+            .unwrap();
+        let listed: Vec<JobId> = first.jobs.iter().map(|j| j.id).collect();
+        assert_eq!(listed, vec![ids[4], ids[3]]);
+        let rest = store
+            .list(&ListFilter {
+                limit: 10,
+                before: first.next,
+                ..ListFilter::default()
+            })
+            .unwrap();
+        assert_eq!(rest.jobs.len(), 3);
+        assert!(rest.next.is_none());
+
+        let even = store
+            .list(&ListFilter {
+                limit: 10,
+                labels: [("team".to_string(), "even".to_string())].into(),
+                states: vec![JobState::Queued],
+                ..ListFilter::default()
+            })
+            .unwrap();
+        let listed: Vec<JobId> = even.jobs.iter().map(|j| j.id).collect();
+        assert_eq!(listed, vec![ids[4], ids[2], ids[0]]);
+    }
+}
