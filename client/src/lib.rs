@@ -1,1 +1,207 @@
-//! placeholder
+//! The Rust client of `codex-jobs-server`, shared by the `codex-jobs` CLI and the MCP
+//! bridge.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), codex_jobs_client::ClientError> {
+//! use codex_jobs_client::{Client, pb};
+//! let mut client = Client::connect(&codex_jobs_client::default_endpoint(), None).await?;
+//! let started = client
+//!     .start(pb::StartRequest {
+//!         spec: Some(pb::JobSpec { prompt: "fix the tests".into(), cwd: "/src/app".into(), ..Default::default() }),
+//!         request_id: String::new(),
+//!     })
+//!     .await?;
+//! # Ok(()) }
+//! ```
+
+pub mod cli;
+pub mod json;
+
+use std::time::Duration;
+
+pub use codex_jobs_api::v1 as pb;
+use pb::codex_jobs_client::CodexJobsClient;
+use tonic::{
+    Request, Status,
+    metadata::MetadataValue,
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Channel, Endpoint, Uri},
+};
+
+/// The endpoint a client uses when given none: the default server's Unix socket.
+pub fn default_endpoint() -> String {
+    codex_jobs_api::defaults::endpoint()
+}
+
+/// What can go wrong talking to a server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("bad endpoint {0:?}: use http://HOST:PORT or unix:PATH")]
+    BadEndpoint(String),
+    #[error("bad token: {0}")]
+    BadToken(String),
+    #[error(
+        "cannot reach codex-jobs-server at {endpoint}: {reason}. Start it with `codex-jobs-server` \
+         (or pass --endpoint / set CODEX_JOBS_ENDPOINT)"
+    )]
+    Unreachable { endpoint: String, reason: String },
+    #[error("{}", describe(.0))]
+    Status(#[from] Status),
+}
+
+/// A status as a sentence: the server's message already says what to do.
+fn describe(status: &Status) -> String {
+    use tonic::Code;
+    let kind = match status.code() {
+        Code::NotFound => "not found",
+        Code::InvalidArgument => "invalid argument",
+        Code::PermissionDenied => "permission denied",
+        Code::ResourceExhausted => "resource exhausted",
+        Code::Unauthenticated => "unauthenticated",
+        Code::Unavailable => "server unavailable",
+        _ => return format!("{:?}: {}", status.code(), status.message()),
+    };
+    format!("{kind}: {}", status.message())
+}
+
+/// Adds `authorization: Bearer <token>` to every request.
+#[derive(Clone)]
+pub struct BearerToken(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl Interceptor for BearerToken {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A connection to one server. Cloning is cheap and shares the connection.
+#[derive(Clone)]
+pub struct Client {
+    rpc: CodexJobsClient<InterceptedService<Channel, BearerToken>>,
+    endpoint: String,
+}
+
+impl Client {
+    /// Connects to `endpoint` (`http://HOST:PORT` or `unix:PATH`), sending `token` as a
+    /// bearer token if given.
+    pub async fn connect(endpoint: &str, token: Option<&str>) -> Result<Client, ClientError> {
+        let token = token
+            .filter(|token| !token.is_empty())
+            .map(|token| {
+                format!("Bearer {token}")
+                    .parse()
+                    .map_err(|_| ClientError::BadToken("it must be printable ASCII".into()))
+            })
+            .transpose()?;
+        let unreachable = |err: tonic::transport::Error| ClientError::Unreachable {
+            endpoint: endpoint.to_string(),
+            reason: source_chain(&err),
+        };
+        let channel = if let Some(path) = endpoint.strip_prefix("unix:") {
+            let path = std::path::PathBuf::from(path);
+            // The URI is required but unused: the connector below picks the socket.
+            Endpoint::from_static("http://localhost")
+                .connect_timeout(Duration::from_secs(5))
+                .connect_with_connector(tower::service_fn(move |_: Uri| {
+                    let path = path.clone();
+                    async move {
+                        let stream = tokio::net::UnixStream::connect(path).await?;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                    }
+                }))
+                .await
+                .map_err(unreachable)?
+        } else if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
+            Endpoint::from_shared(endpoint.to_string())
+                .map_err(|_| ClientError::BadEndpoint(endpoint.to_string()))?
+                .connect_timeout(Duration::from_secs(5))
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .map_err(unreachable)?
+        } else {
+            return Err(ClientError::BadEndpoint(endpoint.to_string()));
+        };
+        Ok(Client {
+            rpc: CodexJobsClient::with_interceptor(channel, BearerToken(token))
+                .max_decoding_message_size(64 * 1024 * 1024),
+            endpoint: endpoint.to_string(),
+        })
+    }
+
+    /// The endpoint this client is connected to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub async fn start(&mut self, request: pb::StartRequest) -> Result<pb::StartResponse, ClientError> {
+        Ok(self.rpc.start(request).await?.into_inner())
+    }
+
+    pub async fn poll(&mut self, request: pb::PollRequest) -> Result<pb::PollResponse, ClientError> {
+        Ok(self.rpc.poll(request).await?.into_inner())
+    }
+
+    pub async fn cancel(&mut self, job_id: &str) -> Result<pb::Job, ClientError> {
+        let request = pb::CancelRequest {
+            job_id: job_id.to_string(),
+        };
+        let response = self.rpc.cancel(request).await?.into_inner();
+        response.job.ok_or_else(|| Status::internal("Cancel returned no job").into())
+    }
+
+    pub async fn list(&mut self, request: pb::ListRequest) -> Result<pb::ListResponse, ClientError> {
+        Ok(self.rpc.list(request).await?.into_inner())
+    }
+
+    pub async fn follow(
+        &mut self,
+        request: pb::FollowRequest,
+    ) -> Result<tonic::Streaming<pb::FollowResponse>, ClientError> {
+        Ok(self.rpc.follow(request).await?.into_inner())
+    }
+
+    /// Long-polls until the job ends or `timeout` passes, returning the job and the
+    /// last `tail_lines` lines of its transcript.
+    pub async fn wait(&mut self, job_id: &str, timeout: Duration, tail_lines: u32) -> Result<pb::PollResponse, ClientError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            // The server caps one wait at five minutes.
+            let wait = left.min(Duration::from_secs(300));
+            let response = self
+                .poll(pb::PollRequest {
+                    job_id: job_id.to_string(),
+                    window: Some(pb::poll_request::Window::TailLines(tail_lines)),
+                    wait: Some(prost_types::Duration::try_from(wait).unwrap_or_default()),
+                    ..Default::default()
+                })
+                .await?;
+            let finished = response.job.as_ref().is_some_and(is_finished);
+            if finished || left.is_zero() {
+                return Ok(response);
+            }
+        }
+    }
+}
+
+/// True once a job is in a terminal state.
+pub fn is_finished(job: &pb::Job) -> bool {
+    matches!(
+        job.state(),
+        pb::JobState::Succeeded | pb::JobState::Failed | pb::JobState::Cancelled
+    )
+}
+
+fn source_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}

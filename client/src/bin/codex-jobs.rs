@@ -1,1 +1,4 @@
-fn main(){}
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    codex_jobs_client::cli::main().await
+}

@@ -1,0 +1,93 @@
+//! `codex-jobs follow`: print a job's output as it is written, like `tail -f`,
+//! until the job ends. If the connection drops (a server restart, say), it
+//! reconnects and resumes at the exact byte where it stopped.
+
+use std::{io::Write, process::ExitCode, time::Duration};
+
+use super::{Output, job_exit_code, summary};
+use crate::{Client, ClientError, json, pb};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    job_id: String,
+    /// Start at this byte offset [default: the beginning]
+    #[arg(long, value_name = "OFFSET")]
+    from: Option<u64>,
+    /// Follow the raw `codex exec --json` events instead of the transcript.
+    #[arg(long)]
+    events: bool,
+}
+
+/// How long to keep trying to reconnect after the stream broke.
+const RECONNECT_FOR: Duration = Duration::from_secs(30);
+
+pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCode, ClientError> {
+    let stream = if args.events {
+        pb::OutputStream::Events
+    } else {
+        pb::OutputStream::Transcript
+    };
+    let mut offset = args.from.unwrap_or(0);
+    let mut stdout = std::io::stdout();
+    let mut broken_since: Option<tokio::time::Instant> = None;
+    loop {
+        let request = pb::FollowRequest {
+            job_id: args.job_id.clone(),
+            start: Some(pb::follow_request::Start::FromOffset(offset)),
+            stream: stream.into(),
+        };
+        let mut responses = match client.follow(request).await {
+            Ok(responses) => responses,
+            Err(ClientError::Status(status)) if retryable(&status) => {
+                if broken_since.get_or_insert_with(tokio::time::Instant::now).elapsed() > RECONNECT_FOR {
+                    return Err(status.into());
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        loop {
+            let event = match responses.message().await {
+                Ok(Some(response)) => response.event,
+                Ok(None) => return Err(tonic::Status::unavailable("the stream ended before the job did").into()),
+                Err(status) if retryable(&status) => break,
+                Err(status) => return Err(status.into()),
+            };
+            broken_since = None;
+            match event {
+                Some(pb::follow_response::Event::Output(chunk)) => {
+                    let data = &chunk.data;
+                    if out.json {
+                        out.print_json(serde_json::json!({
+                            "offset": chunk.offset,
+                            "output": String::from_utf8_lossy(data),
+                        }));
+                    } else {
+                        let _ = stdout.write_all(data);
+                        let _ = stdout.flush();
+                    }
+                    offset = chunk.offset + data.len() as u64;
+                }
+                Some(pb::follow_response::Event::Job(job)) => {
+                    if crate::is_finished(&job) {
+                        if out.json {
+                            let mut fields = json::job(&job);
+                            fields.insert("next_offset".into(), offset.into());
+                            out.print_json(fields);
+                        } else {
+                            eprintln!("{}", summary(&job));
+                        }
+                        return Ok(job_exit_code(&job));
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+/// Errors that a reconnect may cure.
+fn retryable(status: &tonic::Status) -> bool {
+    matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal)
+}

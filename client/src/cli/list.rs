@@ -1,0 +1,69 @@
+//! `codex-jobs list`: jobs, newest first.
+
+use std::process::ExitCode;
+
+use super::{Output, start::parse_label};
+use crate::{Client, ClientError, json, pb};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only jobs in this state: queued, running, succeeded, failed, cancelled.
+    #[arg(long, value_parser = ["queued", "running", "succeeded", "failed", "cancelled"])]
+    state: Option<String>,
+    /// Only jobs with this label, repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// Jobs per page (1-1000).
+    #[arg(long, default_value_t = 20)]
+    limit: u32,
+    /// Continue after a previous page (its next_page_token).
+    #[arg(long)]
+    page_token: Option<String>,
+}
+
+pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCode, ClientError> {
+    let state = args.state.as_deref().map(|state| match state {
+        "queued" => pb::JobState::Queued,
+        "running" => pb::JobState::Running,
+        "succeeded" => pb::JobState::Succeeded,
+        "failed" => pb::JobState::Failed,
+        _ => pb::JobState::Cancelled,
+    });
+    let response = client
+        .list(pb::ListRequest {
+            states: state.into_iter().map(Into::into).collect(),
+            labels: args.labels.into_iter().collect(),
+            page_size: args.limit,
+            page_token: args.page_token.unwrap_or_default(),
+        })
+        .await?;
+    if out.json {
+        out.print_json(json::list(&response));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<36}  {:<9}  {:<4}  {:<20}  PROMPT", "ID", "STATE", "EXIT", "CREATED");
+    for job in &response.jobs {
+        let fields = json::job(job);
+        let created = fields["created_at"].as_str().unwrap_or("").get(..19).unwrap_or("");
+        let exit = job.exit_code.map(|code| code.to_string()).unwrap_or_default();
+        let prompt: String = job
+            .spec
+            .as_ref()
+            .map(|spec| spec.prompt.replace('\n', " "))
+            .unwrap_or_default()
+            .chars()
+            .take(60)
+            .collect();
+        println!(
+            "{:<36}  {:<9}  {:<4}  {:<20}  {prompt}",
+            job.id,
+            json::state_name(job.state()),
+            exit,
+            created
+        );
+    }
+    if !response.next_page_token.is_empty() {
+        println!("more: codex-jobs list --page-token {}", response.next_page_token);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,80 @@
+//! `codex-jobs start`: start a job.
+
+use std::{collections::HashMap, io::Read, process::ExitCode};
+
+use super::Output;
+use crate::{Client, ClientError, pb};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Directory to run Codex in [default: the current directory]
+    #[arg(long)]
+    cwd: Option<std::path::PathBuf>,
+    /// Model for Codex (`codex exec -m`).
+    #[arg(long, short)]
+    model: Option<String>,
+    /// read-only, workspace-write, danger-full-access or bypass [default: read-only]
+    #[arg(long, short, value_parser = ["read-only", "workspace-write", "danger-full-access", "bypass"])]
+    sandbox: Option<String>,
+    /// Kill the job after this many seconds [default: the server's]
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+    /// A label KEY=VALUE, repeatable (for `list --label`).
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// Idempotency key: starting again with the same id returns the same job.
+    #[arg(long)]
+    request_id: Option<String>,
+    /// The prompt; `-` reads it from stdin.
+    prompt: String,
+}
+
+pub fn parse_label(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))
+}
+
+pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCode, ClientError> {
+    let prompt = if args.prompt == "-" {
+        let mut prompt = String::new();
+        std::io::stdin()
+            .read_to_string(&mut prompt)
+            .map_err(|err| tonic::Status::invalid_argument(format!("cannot read the prompt from stdin: {err}")))?;
+        prompt
+    } else {
+        args.prompt
+    };
+    let cwd = match args.cwd {
+        Some(cwd) => std::path::absolute(cwd),
+        None => std::env::current_dir(),
+    }
+    .map_err(|err| tonic::Status::invalid_argument(format!("cannot resolve the cwd: {err}")))?;
+    let sandbox = match args.sandbox.as_deref() {
+        Some("workspace-write") => pb::Sandbox::WorkspaceWrite,
+        Some("danger-full-access") => pb::Sandbox::DangerFullAccess,
+        Some("bypass") => pb::Sandbox::Bypass,
+        _ => pb::Sandbox::ReadOnly,
+    };
+    let spec = pb::JobSpec {
+        prompt,
+        cwd: cwd.display().to_string(),
+        model: args.model.unwrap_or_default(),
+        sandbox: sandbox.into(),
+        timeout: args.timeout.map(|secs| prost_types::Duration {
+            seconds: secs.min(i64::MAX as u64) as i64,
+            nanos: 0,
+        }),
+        labels: args.labels.into_iter().collect::<HashMap<_, _>>(),
+        resume_thread_id: String::new(),
+    };
+    let response = client
+        .start(pb::StartRequest {
+            spec: Some(spec),
+            request_id: args.request_id.unwrap_or_default(),
+        })
+        .await?;
+    let job = response.job.unwrap_or_default();
+    out.job(&job);
+    Ok(ExitCode::SUCCESS)
+}
