@@ -1,0 +1,352 @@
+//! Shared setup of the end-to-end tests: a real `codex-jobs-server` on a temporary
+//! state dir and a free loopback port, with the fake `codex` of `fixtures/`.
+#![allow(dead_code)]
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::Duration,
+};
+
+pub use codex_jobs_client::{Client, ClientError, pb};
+use tempfile::TempDir;
+
+/// The fake Codex CLI.
+pub fn fake_codex() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-codex")
+}
+
+/// A binary of this workspace. `cargo test --workspace` builds them all.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let server = PathBuf::from(env!("CARGO_BIN_EXE_codex-jobs-server"));
+    let bin = server.with_file_name(name);
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// How to start a test server.
+pub struct ServerOptions {
+    pub args: Vec<String>,
+    pub env: HashMap<String, String>,
+    pub codex_bin: PathBuf,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            // Short grace periods keep cancel and timeout tests quick.
+            args: ["--kill-grace", "2", "--exit-grace", "1"].map(String::from).into(),
+            env: HashMap::new(),
+            codex_bin: fake_codex(),
+        }
+    }
+}
+
+impl ServerOptions {
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<const N: usize>(mut self, args: [&str; N]) -> Self {
+        self.args.extend(args.map(String::from));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// A running `codex-jobs-server`, killed (with every job it started) on drop.
+pub struct TestServer {
+    pub dir: TempDir,
+    pub port: u16,
+    pub options: ServerOptions,
+    child: Option<Child>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::with(ServerOptions::default()).await
+    }
+
+    pub async fn with(options: ServerOptions) -> TestServer {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        std::fs::create_dir_all(dir.path().join("work")).unwrap();
+        let mut server = TestServer {
+            dir,
+            port: free_port(),
+            options,
+            child: None,
+        };
+        server.launch().await;
+        server
+    }
+
+    /// Starts the server process on this server's state dir and port, and waits
+    /// until it answers.
+    pub async fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_codex-jobs-server"))
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--listen")
+            .arg(format!("unix:{}", self.socket().display()))
+            .arg("--codex-bin")
+            .arg(&self.options.codex_bin)
+            .args(&self.options.args)
+            .envs(&self.options.env)
+            .env("FAKE_CODEX_PID_DIR", self.pid_dir())
+            .env("FAKE_CODEX_ARGV_LOG", self.argv_log())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("the server starts");
+        self.child = Some(child);
+        let endpoint = self.endpoint();
+        eventually("the server answers", Duration::from_secs(20), || {
+            let endpoint = endpoint.clone();
+            async move { Client::connect(&endpoint, None).await.ok() }
+        })
+        .await;
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// A directory jobs can run in.
+    pub fn work_dir(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("server.sock")
+    }
+
+    /// Where the fake codex writes `codex.pid` and `grandchild.pid`.
+    pub fn pid_dir(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    /// Every command line the fake codex was started with, one per line.
+    pub fn argv_log(&self) -> PathBuf {
+        self.dir.path().join("codex-argv.log")
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.endpoint(), None).await.expect("connect")
+    }
+
+    /// `kill -9` the server; its jobs' runners carry on.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL the server");
+            child.wait().unwrap();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the server to exit; returns its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("the server is running");
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().unwrap()
+    }
+
+    /// Runs the `codex-jobs` CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_stdin(args, "")
+    }
+
+    pub fn cli_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(workspace_bin("codex-jobs"))
+            .args(args)
+            .env("CODEX_JOBS_ENDPOINT", self.endpoint())
+            .env_remove("CODEX_JOBS_TOKEN")
+            .current_dir(self.work_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("codex-jobs runs");
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Starts a job running `prompt` (fake codex directives) in the work dir.
+    pub async fn start_job(&self, prompt: &str) -> pb::Job {
+        self.start_spec(self.spec(prompt)).await
+    }
+
+    pub fn spec(&self, prompt: &str) -> pb::JobSpec {
+        pb::JobSpec {
+            prompt: prompt.into(),
+            cwd: self.work_dir().display().to_string(),
+            ..Default::default()
+        }
+    }
+
+    pub async fn start_spec(&self, spec: pb::JobSpec) -> pb::Job {
+        self.client()
+            .await
+            .start(pb::StartRequest {
+                spec: Some(spec),
+                request_id: String::new(),
+            })
+            .await
+            .expect("Start succeeds")
+            .job
+            .expect("Start returns the job")
+    }
+
+    /// Long-polls until the job is finished (at most 30 s) and returns it with its
+    /// whole transcript.
+    pub async fn wait_finished(&self, job_id: &str) -> (pb::Job, String) {
+        let mut client = self.client().await;
+        let response = client
+            .wait(job_id, Duration::from_secs(30), 10_000)
+            .await
+            .expect("Poll succeeds");
+        let job = response.job.unwrap();
+        assert!(
+            codex_jobs_client::is_finished(&job),
+            "job {job_id} did not finish in time: {job:?}\n{}",
+            self.log()
+        );
+        (job, String::from_utf8(response.output).unwrap())
+    }
+
+    /// Waits until the job is in `state`.
+    pub async fn wait_for_state(&self, job_id: &str, state: pb::JobState) -> pb::Job {
+        let endpoint = self.endpoint();
+        eventually(&format!("job {job_id} is {state:?}"), Duration::from_secs(20), || {
+            let endpoint = endpoint.clone();
+            let job_id = job_id.to_string();
+            async move {
+                let job = poll_job(&endpoint, &job_id).await;
+                (job.state() == state).then_some(job)
+            }
+        })
+        .await
+    }
+
+    /// The pid the fake codex wrote to `name` in the pid dir, once it is there.
+    pub async fn pid_file(&self, name: &str) -> i32 {
+        let path = self.pid_dir().join(name);
+        eventually(&format!("{name} is written"), Duration::from_secs(20), || {
+            let path = path.clone();
+            async move { std::fs::read_to_string(path).ok()?.trim().parse().ok() }
+        })
+        .await
+    }
+}
+
+async fn poll_job(endpoint: &str, job_id: &str) -> pb::Job {
+    let mut client = Client::connect(endpoint, None).await.expect("connect");
+    client
+        .poll(pb::PollRequest {
+            job_id: job_id.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("Poll succeeds")
+        .job
+        .unwrap()
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+        // End whatever runners and Codex processes the test left behind.
+        let Ok(jobs) = std::fs::read_dir(self.state_dir().join("jobs")) else {
+            return;
+        };
+        for job in jobs.flatten() {
+            let Ok(status) = std::fs::read_to_string(job.path().join("status.json")) else {
+                continue;
+            };
+            let Ok(status) = serde_json::from_str::<serde_json::Value>(&status) else {
+                continue;
+            };
+            if let Some(codex) = status["codex_pid"].as_i64() {
+                unsafe { libc::killpg(codex as i32, libc::SIGKILL) };
+            }
+            if let Some(runner) = status["runner"]["pid"].as_i64() {
+                unsafe { libc::kill(runner as i32, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+/// Retries `check` until it returns `Some` or `timeout` passes (then panics with
+/// `what`). For waiting on things that have no event to wait for.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// True while `pid` is a live process (not a zombie).
+pub fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start().chars().next();
+            !matches!(state, Some('Z' | 'X') | None)
+        }
+        Err(_) => false,
+    }
+}
+
+/// The gRPC status code of a failed call.
+pub fn code(err: ClientError) -> tonic::Code {
+    match err {
+        ClientError::Status(status) => status.code(),
+        other => panic!("expected a gRPC status, got {other}"),
+    }
+}
+
+/// The message of a failed call.
+pub fn message(err: &ClientError) -> String {
+    err.to_string()
+}
