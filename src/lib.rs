@@ -5,6 +5,7 @@
 //! `codex-jobs-client` crate).
 
 /// Messages and service stubs of package `codex.jobs.v1`.
+#[allow(clippy::large_enum_variant)] // generated code
 pub mod v1 {
     tonic::include_proto!("codex.jobs.v1");
 }

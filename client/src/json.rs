@@ -36,7 +36,10 @@ fn time(timestamp: Option<&prost_types::Timestamp>) -> Value {
     let Some(timestamp) = timestamp else {
         return Value::Null;
     };
-    let since_epoch = std::time::Duration::new(timestamp.seconds.max(0) as u64, timestamp.nanos.max(0) as u32);
+    let since_epoch = std::time::Duration::new(
+        timestamp.seconds.max(0) as u64,
+        timestamp.nanos.max(0) as u32,
+    );
     let time = std::time::UNIX_EPOCH + since_epoch;
     Value::String(humantime::format_rfc3339_millis(time).to_string())
 }
@@ -76,7 +79,10 @@ pub fn job(job: &pb::Job) -> Map<String, Value> {
 /// `truncated`).
 pub fn poll(response: &pb::PollResponse) -> Map<String, Value> {
     let mut map = response.job.as_ref().map(job).unwrap_or_default();
-    map.insert("output".into(), String::from_utf8_lossy(&response.output).into());
+    map.insert(
+        "output".into(),
+        String::from_utf8_lossy(&response.output).into(),
+    );
     map.insert("next_offset".into(), response.next_offset.into());
     map.insert("truncated".into(), response.truncated.into());
     map

@@ -71,7 +71,9 @@ pub struct BearerToken(Option<MetadataValue<tonic::metadata::Ascii>>);
 impl Interceptor for BearerToken {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         if let Some(value) = &self.0 {
-            request.metadata_mut().insert("authorization", value.clone());
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
         }
         Ok(request)
     }
@@ -137,11 +139,17 @@ impl Client {
         &self.endpoint
     }
 
-    pub async fn start(&mut self, request: pb::StartRequest) -> Result<pb::StartResponse, ClientError> {
+    pub async fn start(
+        &mut self,
+        request: pb::StartRequest,
+    ) -> Result<pb::StartResponse, ClientError> {
         Ok(self.rpc.start(request).await?.into_inner())
     }
 
-    pub async fn poll(&mut self, request: pb::PollRequest) -> Result<pb::PollResponse, ClientError> {
+    pub async fn poll(
+        &mut self,
+        request: pb::PollRequest,
+    ) -> Result<pb::PollResponse, ClientError> {
         Ok(self.rpc.poll(request).await?.into_inner())
     }
 
@@ -150,10 +158,15 @@ impl Client {
             job_id: job_id.to_string(),
         };
         let response = self.rpc.cancel(request).await?.into_inner();
-        response.job.ok_or_else(|| Status::internal("Cancel returned no job").into())
+        response
+            .job
+            .ok_or_else(|| Status::internal("Cancel returned no job").into())
     }
 
-    pub async fn list(&mut self, request: pb::ListRequest) -> Result<pb::ListResponse, ClientError> {
+    pub async fn list(
+        &mut self,
+        request: pb::ListRequest,
+    ) -> Result<pb::ListResponse, ClientError> {
         Ok(self.rpc.list(request).await?.into_inner())
     }
 
@@ -166,7 +179,12 @@ impl Client {
 
     /// Long-polls until the job ends or `timeout` passes, returning the job and the
     /// last `tail_lines` lines of its transcript.
-    pub async fn wait(&mut self, job_id: &str, timeout: Duration, tail_lines: u32) -> Result<pb::PollResponse, ClientError> {
+    pub async fn wait(
+        &mut self,
+        job_id: &str,
+        timeout: Duration,
+        tail_lines: u32,
+    ) -> Result<pb::PollResponse, ClientError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());

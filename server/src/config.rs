@@ -129,13 +129,15 @@ impl ServerArgs {
     /// to in so many words.
     pub fn check_exposure(&self) -> Result<(), String> {
         for listen in self.listen() {
-            if let Listen::Tcp(addr) = listen {
-                if !addr.ip().is_loopback() && self.token.is_none() && !self.insecure_no_auth {
-                    return Err(format!(
-                        "refusing to listen on {addr} without --token: anyone who reaches it could run code on this host \
-                         (pass --token, or --insecure-no-auth if you really mean it)"
-                    ));
-                }
+            if let Listen::Tcp(addr) = listen
+                && !addr.ip().is_loopback()
+                && self.token.is_none()
+                && !self.insecure_no_auth
+            {
+                return Err(format!(
+                    "refusing to listen on {addr} without --token: anyone who reaches it could run code on this host \
+                     (pass --token, or --insecure-no-auth if you really mean it)"
+                ));
             }
         }
         Ok(())

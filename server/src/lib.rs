@@ -41,7 +41,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let allowed_cwd_roots = args
         .allowed_cwd_roots
         .iter()
-        .map(|root| root.canonicalize().with_context(|| format!("--allow-cwd {}", root.display())))
+        .map(|root| {
+            root.canonicalize()
+                .with_context(|| format!("--allow-cwd {}", root.display()))
+        })
         .collect::<anyhow::Result<_>>()?;
     let config = ManagerConfig {
         state_dir: state_dir.clone(),
@@ -58,7 +61,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         },
     };
     let manager = JobManager::open(config).await?;
-    let service = CodexJobsServer::with_interceptor(JobService::new(manager), TokenCheck::new(args.token.clone()));
+    let service = CodexJobsServer::with_interceptor(
+        JobService::new(manager),
+        TokenCheck::new(args.token.clone()),
+    );
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
@@ -71,7 +77,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         match &listen {
             Listen::Unix(path) => {
                 let listener = bind_unix(path)?;
-                servers.spawn(router.serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown));
+                servers.spawn(
+                    router
+                        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown),
+                );
             }
             Listen::Tcp(addr) => {
                 let listener = TcpListener::bind(addr)
@@ -113,14 +122,18 @@ fn runner_bin() -> anyhow::Result<std::path::PathBuf> {
 fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            anyhow::bail!("another server is already listening on unix:{}", path.display());
+            anyhow::bail!(
+                "another server is already listening on unix:{}",
+                path.display()
+            );
         }
         std::fs::remove_file(path)?;
     }
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on unix:{}", path.display()))?;
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on unix:{}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
 }

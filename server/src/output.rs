@@ -3,12 +3,7 @@
 //! Tails are read backwards from the end of the file, a block at a time, so their
 //! cost depends on the lines asked for, never on the size of the log.
 
-use std::{
-    fs::File,
-    io,
-    os::unix::fs::FileExt,
-    path::Path,
-};
+use std::{fs::File, io, os::unix::fs::FileExt, path::Path};
 
 /// Bytes `[start, end)` of a log.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -60,7 +55,11 @@ impl Log {
 
     /// Up to `max_bytes` from `offset` on. When the limit cuts the window, it ends
     /// after the last whole line in it (unless the window holds no line break).
-    pub fn since(&self, offset: u64, max_bytes: usize) -> Result<io::Result<Window>, OffsetPastEnd> {
+    pub fn since(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+    ) -> Result<io::Result<Window>, OffsetPastEnd> {
         if offset > self.size {
             return Err(OffsetPastEnd {
                 offset,
@@ -74,10 +73,8 @@ impl Log {
         let wanted = (self.size - offset).min(max_bytes as u64) as usize;
         let mut bytes = self.read_at(offset, wanted)?;
         let truncated = offset + (bytes.len() as u64) < self.size;
-        if truncated {
-            if let Some(last_break) = bytes.iter().rposition(|&b| b == b'\n') {
-                bytes.truncate(last_break + 1);
-            }
+        if truncated && let Some(last_break) = bytes.iter().rposition(|&b| b == b'\n') {
+            bytes.truncate(last_break + 1);
         }
         Ok(Window {
             start: offset,
@@ -225,9 +222,15 @@ mod tests {
     fn since_reads_on_and_cuts_at_a_line_end() {
         let (_dir, log) = log_of("aaaa\nbbbb\ncccc\n");
         let window = log.since(5, 1024).unwrap().unwrap();
-        assert_eq!((text(&window), window.end, window.truncated), ("bbbb\ncccc\n", 15, false));
+        assert_eq!(
+            (text(&window), window.end, window.truncated),
+            ("bbbb\ncccc\n", 15, false)
+        );
         let cut = log.since(0, 12).unwrap().unwrap();
-        assert_eq!((text(&cut), cut.end, cut.truncated), ("aaaa\nbbbb\n", 10, true));
+        assert_eq!(
+            (text(&cut), cut.end, cut.truncated),
+            ("aaaa\nbbbb\n", 10, true)
+        );
         let end = log.since(15, 1024).unwrap().unwrap();
         assert!(end.bytes.is_empty() && end.end == 15);
         assert!(log.since(16, 1024).is_err());

@@ -95,7 +95,9 @@ impl Store {
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.db
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Stores a new job. If `job.request_id` was used by a job created at or after
@@ -181,7 +183,8 @@ impl Store {
                 outcome.signal,
                 job.thread_id,
                 job.final_message,
-                job.usage.map(|u| serde_json::to_string(&u).expect("usage serializes")),
+                job.usage
+                    .map(|u| serde_json::to_string(&u).expect("usage serializes")),
                 job.output_size as i64,
             ],
         )?;
@@ -206,7 +209,9 @@ impl Store {
         let mut query = db.prepare(&format!(
             "SELECT {COLUMNS} FROM jobs WHERE state IN ('queued', 'running') ORDER BY id"
         ))?;
-        let jobs = query.query_map([], job_from_row)?.collect::<rusqlite::Result<_>>()?;
+        let jobs = query
+            .query_map([], job_from_row)?
+            .collect::<rusqlite::Result<_>>()?;
         Ok(jobs)
     }
 
@@ -217,7 +222,12 @@ impl Store {
         if !filter.states.is_empty() {
             let marks = vec!["?"; filter.states.len()].join(", ");
             sql += &format!(" AND state IN ({marks})");
-            args.extend(filter.states.iter().map(|s| Value::from(state_name(*s).to_owned())));
+            args.extend(
+                filter
+                    .states
+                    .iter()
+                    .map(|s| Value::from(state_name(*s).to_owned())),
+            );
         }
         if let Some(before) = filter.before {
             sql += " AND id < ?";
@@ -266,7 +276,12 @@ fn reason_name(reason: FailureReason) -> &'static str {
 }
 
 /// Reads a text column that must hold one of `names`' values.
-fn parse_name<T: Copy>(row: &Row, column: &str, all: &[T], name: fn(T) -> &'static str) -> rusqlite::Result<T> {
+fn parse_name<T: Copy>(
+    row: &Row,
+    column: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> rusqlite::Result<T> {
     let text: String = row.get(column)?;
     all.iter()
         .copied()
@@ -307,7 +322,9 @@ fn job_from_row(row: &Row) -> rusqlite::Result<Job> {
             prompt: row.get("prompt")?,
             cwd: row.get::<_, String>("cwd")?.into(),
             model: row.get("model")?,
-            sandbox: sandbox.parse::<Sandbox>().map_err(|_| bad_column("sandbox", &sandbox))?,
+            sandbox: sandbox
+                .parse::<Sandbox>()
+                .map_err(|_| bad_column("sandbox", &sandbox))?,
             timeout: row
                 .get::<_, Option<i64>>("timeout_ms")?
                 .map(|ms| Duration::from_millis(ms as u64)),
@@ -328,7 +345,9 @@ fn job_from_row(row: &Row) -> rusqlite::Result<Job> {
         thread_id: row.get("thread_id")?,
         final_message: row.get("final_message")?,
         usage: usage
-            .map(|text| serde_json::from_str::<TokenUsage>(&text).map_err(|_| bad_column("usage", &text)))
+            .map(|text| {
+                serde_json::from_str::<TokenUsage>(&text).map_err(|_| bad_column("usage", &text))
+            })
             .transpose()?,
         output_size: row.get::<_, i64>("output_size")? as u64,
     })
@@ -345,7 +364,10 @@ mod tests {
             model: String::new(),
             sandbox: Sandbox::WorkspaceWrite,
             timeout: Some(Duration::from_secs(5)),
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             resume_thread_id: String::new(),
         }
     }
@@ -390,7 +412,12 @@ mod tests {
         let retry = Job::queued(spec(&[]), Some("same".into()));
         assert_eq!(store.insert(&retry, 0).unwrap().unwrap().id, first.id);
         // Once the first job is older than the window, the id starts a new job.
-        assert!(store.insert(&retry, first.created_at + 1).unwrap().is_none());
+        assert!(
+            store
+                .insert(&retry, first.created_at + 1)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

@@ -33,24 +33,52 @@ async fn start_wait_poll_and_list_print_the_documented_shapes() {
         "say from the cli",
     ]));
     let id = started["job_id"].as_str().unwrap().to_string();
-    assert!(matches!(started["status"].as_str(), Some("queued" | "running")));
-    assert_eq!(started["cwd"], server.work_dir().display().to_string(), "cwd defaults to the current dir");
+    assert!(matches!(
+        started["status"].as_str(),
+        Some("queued" | "running")
+    ));
+    assert_eq!(
+        started["cwd"],
+        server.work_dir().display().to_string(),
+        "cwd defaults to the current dir"
+    );
     assert_eq!(started["labels"]["team"], "cli");
 
     let waited = server.cli(&["wait", &id, "--json", "--timeout", "30"]);
     assert_eq!(waited.status.code(), Some(0));
     let waited = json(&waited);
     for key in [
-        "job_id", "status", "state", "exit_code", "output", "next_offset", "final_message", "thread_id", "usage",
-        "prompt", "cwd", "created_at", "started_at", "finished_at", "error",
+        "job_id",
+        "status",
+        "state",
+        "exit_code",
+        "output",
+        "next_offset",
+        "final_message",
+        "thread_id",
+        "usage",
+        "prompt",
+        "cwd",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "error",
     ] {
-        assert!(waited.get(key).is_some(), "wait --json lacks {key}: {waited}");
+        assert!(
+            waited.get(key).is_some(),
+            "wait --json lacks {key}: {waited}"
+        );
     }
     assert_eq!(waited["status"], "done");
     assert_eq!(waited["state"], "succeeded");
     assert_eq!(waited["exit_code"], 0);
     assert_eq!(waited["final_message"], "from the cli");
-    assert!(waited["output"].as_str().unwrap().starts_with("from the cli\n"));
+    assert!(
+        waited["output"]
+            .as_str()
+            .unwrap()
+            .starts_with("from the cli\n")
+    );
     assert!(waited["finished_at"].as_str().unwrap().ends_with('Z'));
 
     let next = waited["next_offset"].as_u64().unwrap();
@@ -59,19 +87,42 @@ async fn start_wait_poll_and_list_print_the_documented_shapes() {
     assert_eq!(polled["next_offset"], next);
 
     let text = stdout(&server.cli(&["poll", &id, "--tail", "1"]));
-    assert!(text.starts_with(&format!("{id}  succeeded  exit 0")), "{text}");
+    assert!(
+        text.starts_with(&format!("{id}  succeeded  exit 0")),
+        "{text}"
+    );
     assert!(text.contains("-- turn completed"), "{text}");
 
-    let again = json(&server.cli(&["start", "--json", "--request-id", "cli-1", "say from the cli"]));
-    assert_eq!(again["job_id"], id.as_str(), "the request id returns the same job");
+    let again = json(&server.cli(&[
+        "start",
+        "--json",
+        "--request-id",
+        "cli-1",
+        "say from the cli",
+    ]));
+    assert_eq!(
+        again["job_id"],
+        id.as_str(),
+        "the request id returns the same job"
+    );
 
-    let listed = json(&server.cli(&["list", "--json", "--label", "team=cli", "--state", "succeeded"]));
+    let listed = json(&server.cli(&[
+        "list",
+        "--json",
+        "--label",
+        "team=cli",
+        "--state",
+        "succeeded",
+    ]));
     assert_eq!(listed["jobs"].as_array().unwrap().len(), 1);
     assert_eq!(listed["jobs"][0]["job_id"], id.as_str());
     assert!(listed["next_page_token"].is_null());
     let table = stdout(&server.cli(&["list"]));
     assert!(table.lines().next().unwrap().starts_with("ID "), "{table}");
-    assert!(table.contains(&id) && table.contains("say from the cli"), "{table}");
+    assert!(
+        table.contains(&id) && table.contains("say from the cli"),
+        "{table}"
+    );
 }
 
 #[tokio::test]
@@ -80,12 +131,20 @@ async fn follow_prints_the_transcript_live_and_exits_with_the_jobs_outcome() {
     let ok = json(&server.cli(&["start", "--json", "say one\nsleep 0.5\nsay two"]));
     let followed = server.cli(&["follow", ok["job_id"].as_str().unwrap()]);
     assert_eq!(followed.status.code(), Some(0));
-    assert!(stdout(&followed).starts_with("one\ntwo\n-- turn completed"), "{}", stdout(&followed));
+    assert!(
+        stdout(&followed).starts_with("one\ntwo\n-- turn completed"),
+        "{}",
+        stdout(&followed)
+    );
     assert!(String::from_utf8_lossy(&followed.stderr).contains("succeeded"));
 
     let failing = json(&server.cli(&["start", "--json", "say oops\nexit 4"]));
     let followed = server.cli(&["follow", failing["job_id"].as_str().unwrap(), "--from", "2"]);
-    assert_eq!(followed.status.code(), Some(1), "a failed job fails the follow");
+    assert_eq!(
+        followed.status.code(),
+        Some(1),
+        "a failed job fails the follow"
+    );
     assert_eq!(stdout(&followed), "ps\n", "--from starts at the offset");
 }
 
@@ -95,7 +154,11 @@ async fn cancel_and_wait_timeout_and_a_prompt_from_stdin() {
     let started = server.cli_with_stdin(&["start", "--json", "-"], "say from stdin\nsleep 60");
     let id = json(&started)["job_id"].as_str().unwrap().to_string();
     let waited = server.cli(&["wait", &id, "--timeout", "1", "--json"]);
-    assert_eq!(waited.status.code(), Some(124), "still running when the wait ran out");
+    assert_eq!(
+        waited.status.code(),
+        Some(124),
+        "still running when the wait ran out"
+    );
     let waited: Value = serde_json::from_slice(&waited.stdout).unwrap();
     assert_eq!(waited["status"], "running");
 
@@ -114,15 +177,27 @@ async fn errors_go_to_stderr_with_a_nonzero_exit() {
     assert_eq!(output.status.code(), Some(1));
     assert!(output.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains(&format!("not found: no job with id {unknown}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("not found: no job with id {unknown}")),
+        "{stderr}"
+    );
 
     let output = server.cli(&["cancel", "../etc"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("invalid argument: job id must be a UUID v7"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("invalid argument: job id must be a UUID v7")
+    );
 
     let output = server.cli(&["--endpoint", "unix:/nonexistent/socket", "list"]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("cannot reach codex-jobs-server at unix:/nonexistent/socket"), "{stderr}");
-    assert!(stderr.contains("Start it with `codex-jobs-server`"), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach codex-jobs-server at unix:/nonexistent/socket"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Start it with `codex-jobs-server`"),
+        "{stderr}"
+    );
 }

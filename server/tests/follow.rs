@@ -40,7 +40,14 @@ async fn follow_to_end(
 }
 
 fn transcript_file(server: &TestServer, job_id: &str) -> Vec<u8> {
-    std::fs::read(server.state_dir().join("jobs").join(job_id).join("transcript.log")).unwrap()
+    std::fs::read(
+        server
+            .state_dir()
+            .join("jobs")
+            .join(job_id)
+            .join("transcript.log"),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -55,7 +62,11 @@ async fn follow_streams_a_job_live_and_ends_with_its_final_state() {
     assert!(text.starts_with("first\nsecond\nthird\n"), "{text}");
     // First the job as it was, last the job as it ended; states never go back.
     let states: Vec<_> = jobs.iter().map(|job| job.state()).collect();
-    assert_eq!(*states.last().unwrap(), pb::JobState::Succeeded, "{states:?}");
+    assert_eq!(
+        *states.last().unwrap(),
+        pb::JobState::Succeeded,
+        "{states:?}"
+    );
     assert!(states.contains(&pb::JobState::Running) || states[0] == pb::JobState::Queued);
     assert_eq!(jobs.last().unwrap().final_message, "third");
 }
@@ -75,7 +86,9 @@ async fn follow_delivers_each_line_as_it_is_written() {
     // The line arrives while the job is still running, long before it would end.
     let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         loop {
-            if let Some(pb::follow_response::Event::Output(chunk)) = stream.message().await.unwrap().unwrap().event {
+            if let Some(pb::follow_response::Event::Output(chunk)) =
+                stream.message().await.unwrap().unwrap().event
+            {
                 return chunk;
             }
         }
@@ -92,7 +105,9 @@ async fn follow_delivers_each_line_as_it_is_written() {
         last = message.event;
     }
     match last {
-        Some(pb::follow_response::Event::Job(job)) => assert_eq!(job.state(), pb::JobState::Cancelled),
+        Some(pb::follow_response::Event::Job(job)) => {
+            assert_eq!(job.state(), pb::JobState::Cancelled)
+        }
         other => panic!("the stream ended with {other:?}"),
     }
 }
@@ -114,7 +129,9 @@ async fn a_follower_that_reconnects_at_its_offset_loses_and_repeats_nothing() {
         .unwrap();
     let mut received = Vec::new();
     while received.len() < 100_000 {
-        if let Some(pb::follow_response::Event::Output(chunk)) = stream.message().await.unwrap().unwrap().event {
+        if let Some(pb::follow_response::Event::Output(chunk)) =
+            stream.message().await.unwrap().unwrap().event
+        {
             assert_eq!(chunk.offset, received.len() as u64);
             received.extend_from_slice(&chunk.data);
         }
@@ -138,11 +155,23 @@ async fn follow_can_start_at_the_last_lines_of_a_finished_job() {
     let server = TestServer::start().await;
     let job = server.start_job("lines 100 row").await;
     server.wait_finished(&job.id).await;
-    let (bytes, jobs) = follow_to_end(&server, &job.id, Some(pb::follow_request::Start::TailLines(2))).await;
-    assert!(String::from_utf8(bytes).unwrap().starts_with("row 100\n-- turn completed"));
+    let (bytes, jobs) = follow_to_end(
+        &server,
+        &job.id,
+        Some(pb::follow_request::Start::TailLines(2)),
+    )
+    .await;
+    assert!(
+        String::from_utf8(bytes)
+            .unwrap()
+            .starts_with("row 100\n-- turn completed")
+    );
     // A finished job: its state first, then the bytes, then its state again.
     assert_eq!(jobs.len(), 2);
-    assert!(jobs.iter().all(|job| job.state() == pb::JobState::Succeeded));
+    assert!(
+        jobs.iter()
+            .all(|job| job.state() == pb::JobState::Succeeded)
+    );
 
     let mut client = server.client().await;
     let err = client

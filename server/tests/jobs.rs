@@ -29,7 +29,10 @@ async fn a_job_runs_and_reports_what_codex_said() {
         .start_job("say looking around\nrun echo from-the-shell\nsay all done")
         .await;
     assert!(job.id.parse::<uuid::Uuid>().unwrap().get_version_num() == 7);
-    assert!(matches!(job.state(), pb::JobState::Queued | pb::JobState::Running));
+    assert!(matches!(
+        job.state(),
+        pb::JobState::Queued | pb::JobState::Running
+    ));
 
     let (job, transcript) = server.wait_finished(&job.id).await;
     assert_eq!(job.state(), pb::JobState::Succeeded, "{job:?}");
@@ -52,7 +55,10 @@ async fn a_job_runs_and_reports_what_codex_said() {
     // The flags are those of the real CLI, and the job ran where it was told.
     let argv = std::fs::read_to_string(server.argv_log()).unwrap();
     let cwd = server.work_dir().display().to_string();
-    assert!(argv.starts_with("exec --json --skip-git-repo-check -o "), "{argv}");
+    assert!(
+        argv.starts_with("exec --json --skip-git-repo-check -o "),
+        "{argv}"
+    );
     assert!(argv.contains(&format!(" -C {cwd} -s read-only ")), "{argv}");
 }
 
@@ -65,7 +71,10 @@ async fn poll_tails_lines_and_reads_on_from_an_offset() {
 
     let last = client.poll(tail(&job.id, 3)).await.unwrap();
     let text = String::from_utf8(last.output.clone()).unwrap();
-    assert!(text.starts_with("row 499\nrow 500\n-- turn completed"), "{text}");
+    assert!(
+        text.starts_with("row 499\nrow 500\n-- turn completed"),
+        "{text}"
+    );
     assert_eq!(last.next_offset, last.size);
     assert!(!last.truncated);
 
@@ -82,7 +91,10 @@ async fn poll_tails_lines_and_reads_on_from_an_offset() {
         if !window.truncated {
             break;
         }
-        assert!(window.output.ends_with(b"\n"), "cut windows end at a line end");
+        assert!(
+            window.output.ends_with(b"\n"),
+            "cut windows end at a line end"
+        );
     }
     let whole = std::fs::read(
         server
@@ -114,7 +126,10 @@ async fn a_long_poll_returns_when_output_arrives_or_the_job_ends() {
     let mut client = server.client().await;
 
     let mut first = since(&job.id, 0);
-    first.wait = Some(prost_types::Duration { seconds: 30, nanos: 0 });
+    first.wait = Some(prost_types::Duration {
+        seconds: 30,
+        nanos: 0,
+    });
     let news = client.poll(first).await.unwrap();
     assert!(
         String::from_utf8_lossy(&news.output).contains("late news"),
@@ -123,11 +138,17 @@ async fn a_long_poll_returns_when_output_arrives_or_the_job_ends() {
     assert!(!support::pb::JobState::Succeeded.eq(&news.job.as_ref().unwrap().state()));
 
     let mut rest = since(&job.id, news.next_offset);
-    rest.wait = Some(prost_types::Duration { seconds: 30, nanos: 0 });
+    rest.wait = Some(prost_types::Duration {
+        seconds: 30,
+        nanos: 0,
+    });
     let mut ended = client.poll(rest).await.unwrap();
     while !codex_jobs_client::is_finished(ended.job.as_ref().unwrap()) {
         let mut again = since(&job.id, ended.next_offset);
-        again.wait = Some(prost_types::Duration { seconds: 30, nanos: 0 });
+        again.wait = Some(prost_types::Duration {
+            seconds: 30,
+            nanos: 0,
+        });
         ended = client.poll(again).await.unwrap();
     }
     assert_eq!(ended.job.unwrap().state(), pb::JobState::Succeeded);
@@ -135,7 +156,10 @@ async fn a_long_poll_returns_when_output_arrives_or_the_job_ends() {
     // A wait on a job that is still silent returns when the wait is over.
     let quiet = server.start_job("sleep 30").await;
     let mut request = since(&quiet.id, 0);
-    request.wait = Some(prost_types::Duration { seconds: 0, nanos: 300_000_000 });
+    request.wait = Some(prost_types::Duration {
+        seconds: 0,
+        nanos: 300_000_000,
+    });
     let timed_out = client.poll(request).await.unwrap();
     assert!(timed_out.output.is_empty());
     assert_eq!(timed_out.job.unwrap().state(), pb::JobState::Running);
@@ -166,7 +190,10 @@ async fn list_pages_newest_first_and_filters_by_state_and_label() {
     let mut ids = Vec::new();
     for i in 0..5 {
         let mut spec = server.spec(if i == 2 { "exit 3" } else { "say ok" });
-        spec.labels.insert("batch".into(), if i % 2 == 0 { "even" } else { "odd" }.into());
+        spec.labels.insert(
+            "batch".into(),
+            if i % 2 == 0 { "even" } else { "odd" }.into(),
+        );
         ids.push(server.start_spec(spec).await.id);
     }
     for id in &ids {
@@ -229,7 +256,10 @@ async fn bad_requests_are_refused_with_a_reason_and_disturb_nothing() {
     };
     let cases: Vec<(pb::StartRequest, &str)> = vec![
         (start(server.spec("")), "prompt must not be empty"),
-        (start(server.spec(&"x".repeat(1024 * 1024 + 1))), "at most 1048576 bytes"),
+        (
+            start(server.spec(&"x".repeat(1024 * 1024 + 1))),
+            "at most 1048576 bytes",
+        ),
         (
             start(pb::JobSpec {
                 cwd: "relative/dir".into(),
@@ -273,9 +303,17 @@ async fn bad_requests_are_refused_with_a_reason_and_disturb_nothing() {
         assert!(text.contains(expected), "{text:?} should say {expected:?}");
     }
 
-    for bad_id in ["", "../../etc/passwd", "not-a-uuid", "0192f0c4-6a35-4b21-9c1e-3f0a5d2e8b47"] {
+    for bad_id in [
+        "",
+        "../../etc/passwd",
+        "not-a-uuid",
+        "0192f0c4-6a35-4b21-9c1e-3f0a5d2e8b47",
+    ] {
         let err = client.poll(tail(bad_id, 1)).await.unwrap_err();
-        assert!(err.to_string().contains("job id must be a UUID v7"), "{err}");
+        assert!(
+            err.to_string().contains("job id must be a UUID v7"),
+            "{err}"
+        );
         assert_eq!(code(err), Code::InvalidArgument);
         let err = client.cancel(bad_id).await.unwrap_err();
         assert_eq!(code(err), Code::InvalidArgument);
@@ -284,19 +322,34 @@ async fn bad_requests_are_refused_with_a_reason_and_disturb_nothing() {
     let err = client.poll(tail(&unknown, 1)).await.unwrap_err();
     assert!(err.to_string().contains(&unknown));
     assert_eq!(code(err), Code::NotFound);
-    assert_eq!(code(client.cancel(&unknown).await.unwrap_err()), Code::NotFound);
+    assert_eq!(
+        code(client.cancel(&unknown).await.unwrap_err()),
+        Code::NotFound
+    );
 
     let err = client.poll(tail(&survivor.id, 20_000)).await.unwrap_err();
-    assert!(err.to_string().contains("between 0 and 10000, got 20000"), "{err}");
+    assert!(
+        err.to_string().contains("between 0 and 10000, got 20000"),
+        "{err}"
+    );
     let err = client.poll(since(&survivor.id, 1 << 40)).await.unwrap_err();
     assert!(err.to_string().contains("past the end"), "{err}");
     assert_eq!(code(err), Code::InvalidArgument);
     let mut bad_stream = tail(&survivor.id, 1);
     bad_stream.stream = 7;
-    assert_eq!(code(client.poll(bad_stream).await.unwrap_err()), Code::InvalidArgument);
+    assert_eq!(
+        code(client.poll(bad_stream).await.unwrap_err()),
+        Code::InvalidArgument
+    );
     let mut long_wait = tail(&survivor.id, 1);
-    long_wait.wait = Some(prost_types::Duration { seconds: 3600, nanos: 0 });
-    assert_eq!(code(client.poll(long_wait).await.unwrap_err()), Code::InvalidArgument);
+    long_wait.wait = Some(prost_types::Duration {
+        seconds: 3600,
+        nanos: 0,
+    });
+    assert_eq!(
+        code(client.poll(long_wait).await.unwrap_err()),
+        Code::InvalidArgument
+    );
     let err = client
         .list(pb::ListRequest {
             page_size: 5000,
@@ -304,7 +357,10 @@ async fn bad_requests_are_refused_with_a_reason_and_disturb_nothing() {
         })
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("page_size must be between 1 and 1000"));
+    assert!(
+        err.to_string()
+            .contains("page_size must be between 1 and 1000")
+    );
     let err = client
         .list(pb::ListRequest {
             states: vec![42],
@@ -354,11 +410,19 @@ async fn host_policy_is_the_servers_to_enforce() {
         }))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("above the highest level this host allows (workspace-write)"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("above the highest level this host allows (workspace-write)"),
+        "{err}"
+    );
     assert_eq!(code(err), Code::PermissionDenied);
 
     let err = client.start(start(server.spec("hi"))).await.unwrap_err();
-    assert!(err.to_string().contains("outside the directories this host allows"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("outside the directories this host allows"),
+        "{err}"
+    );
     assert_eq!(code(err), Code::PermissionDenied);
 
     let ok = client
@@ -377,10 +441,18 @@ async fn host_policy_is_the_servers_to_enforce() {
 
 #[tokio::test]
 async fn a_full_queue_refuses_new_jobs() {
-    let server = TestServer::with(ServerOptions::default().args(["--max-running", "1", "--max-queued", "1"])).await;
+    let server = TestServer::with(ServerOptions::default().args([
+        "--max-running",
+        "1",
+        "--max-queued",
+        "1",
+    ]))
+    .await;
     let mut client = server.client().await;
     let running = server.start_job("sleep 30").await;
-    server.wait_for_state(&running.id, pb::JobState::Running).await;
+    server
+        .wait_for_state(&running.id, pb::JobState::Running)
+        .await;
     let queued = server.start_job("say waiting").await;
     assert_eq!(queued.state(), pb::JobState::Queued);
     let err = client

@@ -20,7 +20,10 @@ async fn cancel_ends_the_whole_process_group_and_returns_when_it_is_gone() {
     assert!(cancelled.finished_at.is_some());
     // Cancel returned only once nothing of the job is left.
     assert!(!process_alive(codex), "codex {codex} survived the cancel");
-    assert!(!process_alive(grandchild), "grandchild {grandchild} survived the cancel");
+    assert!(
+        !process_alive(grandchild),
+        "grandchild {grandchild} survived the cancel"
+    );
 
     // Cancelling again changes nothing.
     let again = client.cancel(&job.id).await.unwrap();
@@ -30,13 +33,18 @@ async fn cancel_ends_the_whole_process_group_and_returns_when_it_is_gone() {
 #[tokio::test]
 async fn a_codex_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let server = TestServer::start().await;
-    let job = server.start_job("ignore-term\nsay stubborn\nsleep 60").await;
+    let job = server
+        .start_job("ignore-term\nsay stubborn\nsleep 60")
+        .await;
     let codex = server.pid_file("codex.pid").await;
     let started = std::time::Instant::now();
     let cancelled = server.client().await.cancel(&job.id).await.unwrap();
     assert_eq!(cancelled.state(), pb::JobState::Cancelled);
     assert_eq!(cancelled.signal, Some(libc::SIGKILL));
-    assert!(started.elapsed() >= std::time::Duration::from_secs(2), "SIGKILL came before the 2 s grace");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "SIGKILL came before the 2 s grace"
+    );
     assert!(!process_alive(codex));
 }
 
@@ -73,7 +81,10 @@ async fn the_queue_runs_jobs_first_in_first_out_within_the_limit() {
     for pair in finished.windows(2) {
         let ended = pair[0].finished_at.unwrap();
         let began = pair[1].started_at.unwrap();
-        assert!((began.seconds, began.nanos) >= (ended.seconds, ended.nanos), "{pair:?}");
+        assert!(
+            (began.seconds, began.nanos) >= (ended.seconds, ended.nanos),
+            "{pair:?}"
+        );
     }
 }
 
@@ -81,7 +92,10 @@ async fn the_queue_runs_jobs_first_in_first_out_within_the_limit() {
 async fn a_job_past_its_timeout_is_killed_and_failed() {
     let server = TestServer::start().await;
     let mut spec = server.spec("say starting\nsleep 60");
-    spec.timeout = Some(prost_types::Duration { seconds: 1, nanos: 0 });
+    spec.timeout = Some(prost_types::Duration {
+        seconds: 1,
+        nanos: 0,
+    });
     let job = server.start_spec(spec).await;
     let (job, transcript) = server.wait_finished(&job.id).await;
     assert_eq!(job.state(), pb::JobState::Failed);
@@ -111,8 +125,14 @@ async fn codex_failures_are_reported_with_their_reason() {
 
     let (failed, transcript) = server.wait_finished(&failed.id).await;
     assert_eq!(failed.exit_code, Some(1));
-    assert_eq!(failed.error, "codex exited with status 1: the model is unavailable");
-    assert!(transcript.contains("! turn failed: the model is unavailable"), "{transcript}");
+    assert_eq!(
+        failed.error,
+        "codex exited with status 1: the model is unavailable"
+    );
+    assert!(
+        transcript.contains("! turn failed: the model is unavailable"),
+        "{transcript}"
+    );
 }
 
 #[tokio::test]

@@ -10,15 +10,22 @@ use support::{Client, ServerOptions, TestServer, pb};
 async fn a_token_is_checked_on_every_rpc() {
     let server = TestServer::with(ServerOptions::default().args(["--token", "s3cret"])).await;
     let mut anonymous = Client::connect(&server.endpoint(), None).await.unwrap();
-    let err = anonymous.list(pb::ListRequest::default()).await.unwrap_err();
+    let err = anonymous
+        .list(pb::ListRequest::default())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("missing or wrong token"), "{err}");
     assert_eq!(support::code(err), tonic::Code::Unauthenticated);
-    let mut wrong = Client::connect(&server.endpoint(), Some("s3cre")).await.unwrap();
+    let mut wrong = Client::connect(&server.endpoint(), Some("s3cre"))
+        .await
+        .unwrap();
     assert_eq!(
         support::code(wrong.poll(pb::PollRequest::default()).await.unwrap_err()),
         tonic::Code::Unauthenticated
     );
-    let mut client = Client::connect(&server.endpoint(), Some("s3cret")).await.unwrap();
+    let mut client = Client::connect(&server.endpoint(), Some("s3cret"))
+        .await
+        .unwrap();
     assert!(client.list(pb::ListRequest::default()).await.is_ok());
 
     let output = Command::new(support::workspace_bin("codex-jobs"))
@@ -26,7 +33,11 @@ async fn a_token_is_checked_on_every_rpc() {
         .env("CODEX_JOBS_TOKEN", "s3cret")
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
@@ -41,15 +52,24 @@ fn listening_beyond_loopback_needs_a_token_or_an_explicit_opt_out() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("refusing to listen on 0.0.0.0:0 without --token"), "{stderr}");
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without --token"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
 async fn the_unix_socket_is_private_and_serves_the_same_api() {
     let server = TestServer::start().await;
-    let mode = std::fs::metadata(server.socket()).unwrap().permissions().mode();
+    let mode = std::fs::metadata(server.socket())
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
-    let state_mode = std::fs::metadata(server.state_dir()).unwrap().permissions().mode();
+    let state_mode = std::fs::metadata(server.state_dir())
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(state_mode & 0o777, 0o700);
     let endpoint = format!("unix:{}", server.socket().display());
     let mut client = Client::connect(&endpoint, None).await.unwrap();
@@ -75,5 +95,7 @@ async fn a_second_server_does_not_steal_a_live_socket() {
         .output()
         .unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("another server is already listening"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("another server is already listening")
+    );
 }

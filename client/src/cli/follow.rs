@@ -39,7 +39,11 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
         let mut responses = match client.follow(request).await {
             Ok(responses) => responses,
             Err(ClientError::Status(status)) if retryable(&status) => {
-                if broken_since.get_or_insert_with(tokio::time::Instant::now).elapsed() > RECONNECT_FOR {
+                if broken_since
+                    .get_or_insert_with(tokio::time::Instant::now)
+                    .elapsed()
+                    > RECONNECT_FOR
+                {
                     return Err(status.into());
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -50,7 +54,11 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
         loop {
             let event = match responses.message().await {
                 Ok(Some(response)) => response.event,
-                Ok(None) => return Err(tonic::Status::unavailable("the stream ended before the job did").into()),
+                Ok(None) => {
+                    return Err(
+                        tonic::Status::unavailable("the stream ended before the job did").into(),
+                    );
+                }
                 Err(status) if retryable(&status) => break,
                 Err(status) => return Err(status.into()),
             };
@@ -69,19 +77,17 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
                     }
                     offset = chunk.offset + data.len() as u64;
                 }
-                Some(pb::follow_response::Event::Job(job)) => {
-                    if crate::is_finished(&job) {
-                        if out.json {
-                            let mut fields = json::job(&job);
-                            fields.insert("next_offset".into(), offset.into());
-                            out.print_json(fields);
-                        } else {
-                            eprintln!("{}", summary(&job));
-                        }
-                        return Ok(job_exit_code(&job));
+                Some(pb::follow_response::Event::Job(job)) if crate::is_finished(&job) => {
+                    if out.json {
+                        let mut fields = json::job(&job);
+                        fields.insert("next_offset".into(), offset.into());
+                        out.print_json(fields);
+                    } else {
+                        eprintln!("{}", summary(&job));
                     }
+                    return Ok(job_exit_code(&job));
                 }
-                None => {}
+                Some(pb::follow_response::Event::Job(_)) | None => {}
             }
         }
     }
@@ -89,5 +95,8 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
 
 /// Errors that a reconnect may cure.
 fn retryable(status: &tonic::Status) -> bool {
-    matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal)
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
+    )
 }

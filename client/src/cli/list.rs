@@ -41,11 +41,21 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
         out.print_json(json::list(&response));
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<36}  {:<9}  {:<4}  {:<20}  PROMPT", "ID", "STATE", "EXIT", "CREATED");
+    println!(
+        "{:<36}  {:<9}  {:<4}  {:<20}  PROMPT",
+        "ID", "STATE", "EXIT", "CREATED"
+    );
     for job in &response.jobs {
         let fields = json::job(job);
-        let created = fields["created_at"].as_str().unwrap_or("").get(..19).unwrap_or("");
-        let exit = job.exit_code.map(|code| code.to_string()).unwrap_or_default();
+        let created = fields["created_at"]
+            .as_str()
+            .unwrap_or("")
+            .get(..19)
+            .unwrap_or("");
+        let exit = job
+            .exit_code
+            .map(|code| code.to_string())
+            .unwrap_or_default();
         let prompt: String = job
             .spec
             .as_ref()
@@ -63,7 +73,10 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
         );
     }
     if !response.next_page_token.is_empty() {
-        println!("more: codex-jobs list --page-token {}", response.next_page_token);
+        println!(
+            "more: codex-jobs list --page-token {}",
+            response.next_page_token
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -84,7 +84,10 @@ struct Output {
 
 impl Output {
     fn print_json(self, value: impl Into<Value>) {
-        println!("{}", serde_json::to_string_pretty(&value.into()).expect("JSON values serialize"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value.into()).expect("JSON values serialize")
+        );
     }
 
     /// A job: its JSON, or a one-line summary.

@@ -40,7 +40,9 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
         let mut prompt = String::new();
         std::io::stdin()
             .read_to_string(&mut prompt)
-            .map_err(|err| tonic::Status::invalid_argument(format!("cannot read the prompt from stdin: {err}")))?;
+            .map_err(|err| {
+                tonic::Status::invalid_argument(format!("cannot read the prompt from stdin: {err}"))
+            })?;
         prompt
     } else {
         args.prompt

@@ -21,13 +21,16 @@ const CHUNK: usize = 256 * 1024;
 pub enum FollowStart {
     Offset(u64),
     /// At the beginning of the last N lines (at most `max_bytes` back).
-    TailLines { lines: usize, max_bytes: usize },
+    TailLines {
+        lines: usize,
+        max_bytes: usize,
+    },
 }
 
 /// One message of a Follow stream.
 #[derive(Debug, PartialEq)]
 pub enum FollowEvent {
-    Job(Job),
+    Job(Box<Job>),
     Output { offset: u64, data: Vec<u8> },
 }
 
@@ -77,7 +80,11 @@ impl JobManager {
                 let mut job_is_last = false;
                 if last_sent_state != Some(job.state) {
                     last_sent_state = Some(job.state);
-                    if events.send(Ok(FollowEvent::Job(job.clone()))).await.is_err() {
+                    if events
+                        .send(Ok(FollowEvent::Job(Box::new(job.clone()))))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     job_is_last = true;
@@ -109,7 +116,7 @@ impl JobManager {
                 }
                 if terminal {
                     if !job_is_last {
-                        let _ = events.send(Ok(FollowEvent::Job(job))).await;
+                        let _ = events.send(Ok(FollowEvent::Job(Box::new(job)))).await;
                     }
                     return;
                 }

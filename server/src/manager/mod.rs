@@ -101,7 +101,9 @@ impl JobManager {
     }
 
     fn live(&self) -> MutexGuard<'_, Live> {
-        self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.live
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn job_dir(&self, id: JobId) -> JobDir {
@@ -130,7 +132,10 @@ impl JobManager {
     /// A receiver that wakes when the job or its output changes; `None` once the job
     /// is finished (nothing will change any more).
     fn subscribe(&self, id: JobId) -> Option<signal::Receiver<u64>> {
-        self.live().jobs.get(&id).map(|live| live.changed.subscribe())
+        self.live()
+            .jobs
+            .get(&id)
+            .map(|live| live.changed.subscribe())
     }
 
     /// One page of jobs, newest first.
@@ -138,10 +143,10 @@ impl JobManager {
         let mut page = self.store.list(filter)?;
         // The store has the state of record; live jobs have fresher details.
         for job in &mut page.jobs {
-            if !job.state.is_terminal() {
-                if let Ok(live) = self.get(job.id) {
-                    *job = live;
-                }
+            if !job.state.is_terminal()
+                && let Ok(live) = self.get(job.id)
+            {
+                *job = live;
             }
         }
         Ok(page)
@@ -246,7 +251,12 @@ impl JobManager {
     }
 
     /// Copies what the runner reported so far into the live job.
-    fn update_live(&self, id: JobId, thread_id: Option<String>, usage: Option<crate::job::TokenUsage>) {
+    fn update_live(
+        &self,
+        id: JobId,
+        thread_id: Option<String>,
+        usage: Option<crate::job::TokenUsage>,
+    ) {
         if let Some(entry) = self.live().jobs.get_mut(&id) {
             if let Some(thread_id) = thread_id {
                 entry.job.thread_id = thread_id;
@@ -259,7 +269,13 @@ impl JobManager {
 
     /// Moves a live job to its terminal state: stored first, then dropped from the
     /// live set, so a reader always finds it in one place or the other.
-    fn finish(self: &Arc<Self>, id: JobId, state: JobState, outcome: Outcome, exit: Option<ExitRecord>) {
+    fn finish(
+        self: &Arc<Self>,
+        id: JobId,
+        state: JobState,
+        outcome: Outcome,
+        exit: Option<ExitRecord>,
+    ) {
         {
             let mut live = self.live();
             let Some(entry) = live.jobs.get(&id) else {

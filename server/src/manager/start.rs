@@ -17,7 +17,11 @@ impl JobManager {
     /// Stores and queues a job, and starts it if a run slot is free. Returns the job
     /// and whether it was created: a `request_id` seen within the retention window
     /// returns the job it created instead.
-    pub fn start(self: &Arc<Self>, spec: JobSpec, request_id: Option<String>) -> Result<(Job, bool)> {
+    pub fn start(
+        self: &Arc<Self>,
+        spec: JobSpec,
+        request_id: Option<String>,
+    ) -> Result<(Job, bool)> {
         self.check_policy(&spec)?;
         {
             let live = self.live();

@@ -54,7 +54,9 @@ impl DirWatcher {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Watched> {
-        self.watched.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.watched
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Reports changes to the files in `dir` as changes to job `id`.

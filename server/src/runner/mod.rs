@@ -49,7 +49,11 @@ pub fn codex_args(spec: &JobSpec, dir: &JobDir) -> (Vec<String>, bool) {
     }
     // A prompt that looks like a flag would be taken for one.
     let on_stdin = spec.prompt.len() > MAX_ARGV_PROMPT || spec.prompt.starts_with('-');
-    args.push(if on_stdin { "-".into() } else { spec.prompt.clone() });
+    args.push(if on_stdin {
+        "-".into()
+    } else {
+        spec.prompt.clone()
+    });
     (args, on_stdin)
 }
 

@@ -37,8 +37,14 @@ fn stat(pid: u32) -> io::Result<Stat> {
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed stat");
     // Field 3 is the state, field 22 the start time.
-    let state = fields.first().and_then(|s| s.chars().next()).ok_or_else(bad)?;
-    let start_time = fields.get(19).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let state = fields
+        .first()
+        .and_then(|s| s.chars().next())
+        .ok_or_else(bad)?;
+    let start_time = fields
+        .get(19)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
     Ok(Stat { state, start_time })
 }
 

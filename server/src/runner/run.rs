@@ -194,7 +194,8 @@ impl<'a> Supervisor<'a> {
             }
             let timeout_ms = wait.map_or(-1, |wait| wait.as_millis().min(i32::MAX as u128) as i32);
             // SAFETY: fds is a valid array of fds.len() pollfd structs.
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+            let ready =
+                unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
             if ready < 0 {
                 let err = io::Error::last_os_error();
                 if err.kind() == io::ErrorKind::Interrupted {
@@ -291,7 +292,10 @@ impl<'a> Supervisor<'a> {
     /// Adds complete event lines to the transcript, and reports what they changed.
     fn transcribe(&mut self, lines: &[&[u8]]) -> io::Result<()> {
         let before = (self.transcriber.thread_id.clone(), self.transcriber.usage);
-        let text: String = lines.iter().map(|line| self.transcriber.line(line)).collect();
+        let text: String = lines
+            .iter()
+            .map(|line| self.transcriber.line(line))
+            .collect();
         if !text.is_empty() {
             self.transcript_log.write_all(text.as_bytes())?;
         }
@@ -332,10 +336,7 @@ impl<'a> Supervisor<'a> {
             .unwrap_or_default();
         let ending = self.ending.unwrap_or(Ending::Exited);
         let error = match ending {
-            Ending::TimedOut => Some(format!(
-                "timed out after {} s",
-                self.timeout.as_secs_f64()
-            )),
+            Ending::TimedOut => Some(format!("timed out after {} s", self.timeout.as_secs_f64())),
             _ => self.transcriber.last_error.clone(),
         };
         self.status.thread_id = self.transcriber.thread_id.clone();
@@ -427,13 +428,7 @@ impl SignalFd {
     fn read(&self) -> io::Result<()> {
         let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
         // SAFETY: info is a writable buffer of the given length.
-        let read = unsafe {
-            libc::read(
-                self.fd.as_raw_fd(),
-                info.as_mut_ptr().cast(),
-                info.len(),
-            )
-        };
+        let read = unsafe { libc::read(self.fd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) };
         if read < 0 {
             return Err(io::Error::last_os_error());
         }

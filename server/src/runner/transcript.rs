@@ -54,7 +54,9 @@ impl Transcriber {
                 self.usage = Some(usage);
             }
             "turn.failed" => {
-                let message = str_at("/error/message").unwrap_or("unknown error").to_owned();
+                let message = str_at("/error/message")
+                    .unwrap_or("unknown error")
+                    .to_owned();
                 out = format!("! turn failed: {message}\n");
                 self.last_error = Some(message);
             }
@@ -167,7 +169,10 @@ mod tests {
                 "not json at all",
             ],
         );
-        assert_eq!(text, "! turn failed: stream disconnected\nnot json at all\n");
+        assert_eq!(
+            text,
+            "! turn failed: stream disconnected\nnot json at all\n"
+        );
         assert_eq!(t.last_error.as_deref(), Some("stream disconnected"));
     }
 }

@@ -53,7 +53,9 @@ mod tests {
         let mut check = TokenCheck::new(Some("s3cret".into()));
         let with = |header: &str| {
             let mut request = Request::new(());
-            request.metadata_mut().insert("authorization", header.parse().unwrap());
+            request
+                .metadata_mut()
+                .insert("authorization", header.parse().unwrap());
             request
         };
         assert!(check.call(with("Bearer s3cret")).is_ok());

@@ -31,7 +31,8 @@ fn invalid(message: String) -> Error {
 }
 
 pub fn job_id(text: &str) -> Result<JobId, Error> {
-    text.parse().map_err(|err: crate::job::BadJobId| invalid(err.to_string()))
+    text.parse()
+        .map_err(|err: crate::job::BadJobId| invalid(err.to_string()))
 }
 
 pub fn spec(spec: Option<pb::JobSpec>) -> Result<JobSpec, Error> {
@@ -46,7 +47,9 @@ pub fn spec(spec: Option<pb::JobSpec>) -> Result<JobSpec, Error> {
         )));
     }
     if spec.cwd.is_empty() {
-        return Err(invalid("cwd is required: the absolute path of the directory to run Codex in".into()));
+        return Err(invalid(
+            "cwd is required: the absolute path of the directory to run Codex in".into(),
+        ));
     }
     if spec.model.len() > MAX_MODEL || spec.model.chars().any(char::is_control) {
         return Err(invalid(format!(
@@ -138,7 +141,9 @@ fn sandbox(value: i32) -> Result<Sandbox, Error> {
 
 pub fn output_stream(value: i32) -> Result<OutputStream, Error> {
     match pb::OutputStream::try_from(value) {
-        Ok(pb::OutputStream::Unspecified | pb::OutputStream::Transcript) => Ok(OutputStream::Transcript),
+        Ok(pb::OutputStream::Unspecified | pb::OutputStream::Transcript) => {
+            Ok(OutputStream::Transcript)
+        }
         Ok(pb::OutputStream::Events) => Ok(OutputStream::Events),
         Ok(pb::OutputStream::Stderr) => Ok(OutputStream::Stderr),
         Err(_) => Err(invalid(format!(
@@ -185,7 +190,12 @@ pub fn wait(wait: Option<prost_types::Duration>) -> Result<Option<Duration>, Err
         .ok()
         .filter(|wait| *wait <= MAX_WAIT)
         .map(Some)
-        .ok_or_else(|| invalid(format!("wait must be between 0 and {} s", MAX_WAIT.as_secs())))
+        .ok_or_else(|| {
+            invalid(format!(
+                "wait must be between 0 and {} s",
+                MAX_WAIT.as_secs()
+            ))
+        })
 }
 
 pub fn page_size(size: u32) -> Result<usize, Error> {
@@ -260,7 +270,9 @@ impl From<Job> for pb::Job {
                 cwd: spec.cwd.display().to_string(),
                 model: spec.model,
                 sandbox: pb::Sandbox::from(spec.sandbox).into(),
-                timeout: spec.timeout.and_then(|t| prost_types::Duration::try_from(t).ok()),
+                timeout: spec
+                    .timeout
+                    .and_then(|t| prost_types::Duration::try_from(t).ok()),
                 labels: spec.labels.into_iter().collect(),
                 resume_thread_id: spec.resume_thread_id,
             }),

@@ -49,7 +49,10 @@ type FollowStream = Pin<Box<dyn Stream<Item = Result<pb::FollowResponse, Status>
 
 #[tonic::async_trait]
 impl CodexJobs for JobService {
-    async fn start(&self, request: Request<pb::StartRequest>) -> Result<Response<pb::StartResponse>, Status> {
+    async fn start(
+        &self,
+        request: Request<pb::StartRequest>,
+    ) -> Result<Response<pb::StartResponse>, Status> {
         let request = request.into_inner();
         let spec = convert::spec(request.spec)?;
         let request_id = convert::request_id(request.request_id)?;
@@ -60,7 +63,10 @@ impl CodexJobs for JobService {
         }))
     }
 
-    async fn poll(&self, request: Request<pb::PollRequest>) -> Result<Response<pb::PollResponse>, Status> {
+    async fn poll(
+        &self,
+        request: Request<pb::PollRequest>,
+    ) -> Result<Response<pb::PollResponse>, Status> {
         use pb::poll_request::Window;
         let request = request.into_inner();
         let id = convert::job_id(&request.job_id)?;
@@ -72,7 +78,10 @@ impl CodexJobs for JobService {
         let stream = convert::output_stream(request.stream)?;
         let max_bytes = convert::max_bytes(request.max_bytes)?;
         let wait = convert::wait(request.wait)?;
-        let result = self.manager.poll(id, window, stream, max_bytes, wait).await?;
+        let result = self
+            .manager
+            .poll(id, window, stream, max_bytes, wait)
+            .await?;
         Ok(Response::new(pb::PollResponse {
             job: Some(result.job.into()),
             output: result.window.bytes,
@@ -83,7 +92,10 @@ impl CodexJobs for JobService {
         }))
     }
 
-    async fn cancel(&self, request: Request<pb::CancelRequest>) -> Result<Response<pb::CancelResponse>, Status> {
+    async fn cancel(
+        &self,
+        request: Request<pb::CancelRequest>,
+    ) -> Result<Response<pb::CancelResponse>, Status> {
         let id = convert::job_id(&request.into_inner().job_id)?;
         let job = self.manager.cancel(id).await?;
         Ok(Response::new(pb::CancelResponse {
@@ -91,7 +103,10 @@ impl CodexJobs for JobService {
         }))
     }
 
-    async fn list(&self, request: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
+    async fn list(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
         let request = request.into_inner();
         let filter = ListFilter {
             states: request
@@ -112,7 +127,10 @@ impl CodexJobs for JobService {
 
     type FollowStream = FollowStream;
 
-    async fn follow(&self, request: Request<pb::FollowRequest>) -> Result<Response<FollowStream>, Status> {
+    async fn follow(
+        &self,
+        request: Request<pb::FollowRequest>,
+    ) -> Result<Response<FollowStream>, Status> {
         use pb::follow_request::Start;
         let request = request.into_inner();
         let id = convert::job_id(&request.job_id)?;
@@ -129,8 +147,10 @@ impl CodexJobs for JobService {
         let responses = ReceiverStream::new(events).map(|event| {
             use pb::follow_response::Event;
             let event = match event? {
-                FollowEvent::Job(job) => Event::Job(job.into()),
-                FollowEvent::Output { offset, data } => Event::Output(pb::OutputChunk { offset, data }),
+                FollowEvent::Job(job) => Event::Job((*job).into()),
+                FollowEvent::Output { offset, data } => {
+                    Event::Output(pb::OutputChunk { offset, data })
+                }
             };
             Ok(pb::FollowResponse { event: Some(event) })
         });

@@ -49,7 +49,9 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             // Short grace periods keep cancel and timeout tests quick.
-            args: ["--kill-grace", "2", "--exit-grace", "1"].map(String::from).into(),
+            args: ["--kill-grace", "2", "--exit-grace", "1"]
+                .map(String::from)
+                .into(),
             env: HashMap::new(),
             codex_bin: fake_codex(),
         }
@@ -166,7 +168,9 @@ impl TestServer {
     }
 
     pub async fn client(&self) -> Client {
-        Client::connect(&self.endpoint(), None).await.expect("connect")
+        Client::connect(&self.endpoint(), None)
+            .await
+            .expect("connect")
     }
 
     /// `kill -9` the server; its jobs' runners carry on.
@@ -201,7 +205,12 @@ impl TestServer {
             .stderr(Stdio::piped())
             .spawn()
             .expect("codex-jobs runs");
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     }
 
@@ -251,24 +260,32 @@ impl TestServer {
     /// Waits until the job is in `state`.
     pub async fn wait_for_state(&self, job_id: &str, state: pb::JobState) -> pb::Job {
         let endpoint = self.endpoint();
-        eventually(&format!("job {job_id} is {state:?}"), Duration::from_secs(20), || {
-            let endpoint = endpoint.clone();
-            let job_id = job_id.to_string();
-            async move {
-                let job = poll_job(&endpoint, &job_id).await;
-                (job.state() == state).then_some(job)
-            }
-        })
+        eventually(
+            &format!("job {job_id} is {state:?}"),
+            Duration::from_secs(20),
+            || {
+                let endpoint = endpoint.clone();
+                let job_id = job_id.to_string();
+                async move {
+                    let job = poll_job(&endpoint, &job_id).await;
+                    (job.state() == state).then_some(job)
+                }
+            },
+        )
         .await
     }
 
     /// The pid the fake codex wrote to `name` in the pid dir, once it is there.
     pub async fn pid_file(&self, name: &str) -> i32 {
         let path = self.pid_dir().join(name);
-        eventually(&format!("{name} is written"), Duration::from_secs(20), || {
-            let path = path.clone();
-            async move { std::fs::read_to_string(path).ok()?.trim().parse().ok() }
-        })
+        eventually(
+            &format!("{name} is written"),
+            Duration::from_secs(20),
+            || {
+                let path = path.clone();
+                async move { std::fs::read_to_string(path).ok()?.trim().parse().ok() }
+            },
+        )
         .await
     }
 }
@@ -322,7 +339,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -331,7 +351,13 @@ where
 pub fn process_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
-            let state = stat.rsplit(')').next().unwrap_or("").trim_start().chars().next();
+            let state = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .chars()
+                .next();
             !matches!(state, Some('Z' | 'X') | None)
         }
         Err(_) => false,
