@@ -86,8 +86,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 let listener = TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("cannot listen on {addr}"))?;
+                // Port 0 picks a free port: report the one we got.
+                let bound = Listen::Tcp(listener.local_addr()?);
                 let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
                 servers.spawn(router.serve_with_incoming_shutdown(incoming, shutdown));
+                tracing::info!("listening on {bound}");
+                continue;
             }
         }
         tracing::info!("listening on {listen}");

@@ -8,8 +8,10 @@ use support::{TestServer, pb};
 fn json(output: &std::process::Output) -> Value {
     assert!(
         output.status.success(),
-        "codex-jobs failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+        "codex-jobs failed ({}): {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
     );
     serde_json::from_slice(&output.stdout).expect("--json prints JSON")
 }
@@ -139,7 +141,9 @@ async fn follow_prints_the_transcript_live_and_exits_with_the_jobs_outcome() {
     assert!(String::from_utf8_lossy(&followed.stderr).contains("succeeded"));
 
     let failing = json(&server.cli(&["start", "--json", "say oops\nexit 4"]));
-    let followed = server.cli(&["follow", failing["job_id"].as_str().unwrap(), "--from", "2"]);
+    let failing = failing["job_id"].as_str().unwrap();
+    server.wait_finished(failing).await;
+    let followed = server.cli(&["follow", failing, "--from", "2"]);
     assert_eq!(
         followed.status.code(),
         Some(1),

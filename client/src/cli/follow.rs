@@ -51,14 +51,20 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
             }
             Err(err) => return Err(err),
         };
+        // The stream's last message is the job in its final state.
+        let mut last_job = None;
         loop {
             let event = match responses.message().await {
                 Ok(Some(response)) => response.event,
-                Ok(None) => {
-                    return Err(
-                        tonic::Status::unavailable("the stream ended before the job did").into(),
-                    );
-                }
+                Ok(None) => match last_job {
+                    Some(job) if crate::is_finished(&job) => return Ok(finish(&job, offset, out)),
+                    _ => {
+                        return Err(tonic::Status::unavailable(
+                            "the stream ended before the job did",
+                        )
+                        .into());
+                    }
+                },
                 Err(status) if retryable(&status) => break,
                 Err(status) => return Err(status.into()),
             };
@@ -77,20 +83,23 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
                     }
                     offset = chunk.offset + data.len() as u64;
                 }
-                Some(pb::follow_response::Event::Job(job)) if crate::is_finished(&job) => {
-                    if out.json {
-                        let mut fields = json::job(&job);
-                        fields.insert("next_offset".into(), offset.into());
-                        out.print_json(fields);
-                    } else {
-                        eprintln!("{}", summary(&job));
-                    }
-                    return Ok(job_exit_code(&job));
-                }
-                Some(pb::follow_response::Event::Job(_)) | None => {}
+                Some(pb::follow_response::Event::Job(job)) => last_job = Some(job),
+                None => {}
             }
         }
     }
+}
+
+/// Prints the final job and returns the exit status that reflects it.
+fn finish(job: &pb::Job, offset: u64, out: Output) -> ExitCode {
+    if out.json {
+        let mut fields = json::job(job);
+        fields.insert("next_offset".into(), offset.into());
+        out.print_json(fields);
+    } else {
+        eprintln!("{}", summary(job));
+    }
+    job_exit_code(job)
 }
 
 /// Errors that a reconnect may cure.

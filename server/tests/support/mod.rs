@@ -5,7 +5,6 @@
 use std::{
     collections::HashMap,
     future::Future,
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     time::Duration,
@@ -29,13 +28,6 @@ pub fn workspace_bin(name: &str) -> PathBuf {
         bin.display()
     );
     bin
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 /// How to start a test server.
@@ -78,6 +70,7 @@ impl ServerOptions {
 /// A running `codex-jobs-server`, killed (with every job it started) on drop.
 pub struct TestServer {
     pub dir: TempDir,
+    /// The loopback port the server picked (it is started on port 0).
     pub port: u16,
     pub options: ServerOptions,
     child: Option<Child>,
@@ -93,7 +86,7 @@ impl TestServer {
         std::fs::create_dir_all(dir.path().join("work")).unwrap();
         let mut server = TestServer {
             dir,
-            port: free_port(),
+            port: 0,
             options,
             child: None,
         };
@@ -101,9 +94,11 @@ impl TestServer {
         server
     }
 
-    /// Starts the server process on this server's state dir and port, and waits
-    /// until it answers.
+    /// Starts the server process on this server's state dir and a free port, and
+    /// waits until it answers.
     pub async fn launch(&mut self) {
+        let log_path = self.dir.path().join("server.log");
+        let logged_before = std::fs::read_to_string(&log_path).map_or(0, |log| log.len());
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -113,7 +108,7 @@ impl TestServer {
             .arg("--state-dir")
             .arg(self.state_dir())
             .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("127.0.0.1:0")
             .arg("--listen")
             .arg(format!("unix:{}", self.socket().display()))
             .arg("--codex-bin")
@@ -128,6 +123,21 @@ impl TestServer {
             .spawn()
             .expect("the server starts");
         self.child = Some(child);
+        // The server logs the port it was given.
+        self.port = eventually(
+            "the server reports its port",
+            Duration::from_secs(20),
+            || {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let port = log[logged_before.min(log.len())..]
+                    .split("listening on 127.0.0.1:")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .and_then(|port| port.parse().ok());
+                async move { port }
+            },
+        )
+        .await;
         let endpoint = self.endpoint();
         eventually("the server answers", Duration::from_secs(20), || {
             let endpoint = endpoint.clone();
