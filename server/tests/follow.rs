@@ -97,6 +97,32 @@ async fn follow_delivers_each_line_as_it_is_written() {
     .expect("the output arrived live");
     assert_eq!(chunk.offset, 0);
     assert_eq!(chunk.data, b"early bird\n");
+    // What Codex reported so far shows while the job runs.
+    let endpoint = server.endpoint();
+    support::eventually(
+        "the thread id shows while running",
+        std::time::Duration::from_secs(10),
+        || {
+            let endpoint = endpoint.clone();
+            let id = job.id.clone();
+            async move {
+                let mut client = support::Client::connect(&endpoint, None).await.ok()?;
+                let polled = client
+                    .poll(pb::PollRequest {
+                        job_id: id,
+                        ..Default::default()
+                    })
+                    .await
+                    .ok()?;
+                let job = polled.job?;
+                (job.state() == pb::JobState::Running
+                    && !job.thread_id.is_empty()
+                    && job.output_size == 11)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
     let cancelled = client.cancel(&job.id).await.unwrap();
     assert_eq!(cancelled.state(), pb::JobState::Cancelled);
     // The stream ends with the final state.

@@ -191,3 +191,29 @@ async fn sigterm_stops_the_server_but_not_its_jobs() {
     assert_eq!(job.state(), pb::JobState::Succeeded);
     assert_eq!(job.final_message, "outlived the server");
 }
+
+#[tokio::test]
+async fn a_job_can_continue_an_earlier_codex_thread() {
+    let server = TestServer::start().await;
+    let first = server.start_job("say first turn").await;
+    let (first, _) = server.wait_finished(&first.id).await;
+    let mut spec = server.spec("say second turn");
+    spec.resume_thread_id = first.thread_id.clone();
+    spec.model = "gpt-test".into();
+    let second = server.start_spec(spec).await;
+    let (second, _) = server.wait_finished(&second.id).await;
+    assert_eq!(second.state(), pb::JobState::Succeeded);
+    assert_eq!(
+        second.thread_id, first.thread_id,
+        "the same Codex thread went on"
+    );
+    let argv = std::fs::read_to_string(server.argv_log()).unwrap();
+    let resumed = argv.lines().nth(1).unwrap();
+    assert!(
+        resumed.ends_with(&format!(
+            "-m gpt-test -s read-only resume {} say second turn",
+            first.thread_id
+        )),
+        "{resumed}"
+    );
+}
