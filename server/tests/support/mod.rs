@@ -18,15 +18,26 @@ pub fn fake_codex() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-codex")
 }
 
-/// A binary of this workspace. `cargo test --workspace` builds them all.
+/// A binary of another package of this workspace (`cargo test` builds only the
+/// binaries of the package under test), built fresh once per test process so that a
+/// test never runs a stale copy.
 pub fn workspace_bin(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let server = PathBuf::from(env!("CARGO_BIN_EXE_codex-jobs-server"));
     let bin = server.with_file_name(name);
-    assert!(
-        bin.is_file(),
-        "{} is missing: run the tests with `cargo test --workspace`",
-        bin.display()
-    );
+    let mut built = BUILT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !built.iter().any(|done| done == name) {
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--quiet", "--workspace", "--bin", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if server.parent().is_some_and(|dir| dir.ends_with("release")) {
+            cargo.arg("--release");
+        }
+        let status = cargo.status().expect("cargo runs");
+        assert!(status.success(), "cargo build --bin {name} failed");
+        built.push(name.to_string());
+    }
     bin
 }
 
