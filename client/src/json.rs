@@ -1,12 +1,70 @@
 //! The JSON shapes of jobs that the CLI's `--json` prints and the MCP tools return,
-//! compatible with the original codex-async tools: `job_id`, `status`
-//! (`queued|running|done|error|cancelled`), `exit_code`, `output`, `started_at`,
-//! `finished_at`, `prompt`, `cwd`, plus `state`, `next_offset`, `final_message`,
-//! `thread_id`, `usage`, `created_at` and `error`.
+//! compatible with the original codex-async tools (`job_id`, `status`, `exit_code`,
+//! `output`, `started_at`, `finished_at`, `prompt`, `cwd`) and extended with what
+//! long-running work needs. One definition serves both, with its JSON Schema.
 
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::pb;
+
+/// A job, as tools and scripts see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct JobView {
+    /// The job's id (a UUID v7).
+    pub job_id: String,
+    /// `queued` (waiting for a run slot), `running`, `done` (succeeded), `error`
+    /// (failed: see `error`) or `cancelled`.
+    pub status: String,
+    /// The precise state: `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    pub state: String,
+    /// Codex's exit status, once it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended Codex, if one did.
+    pub signal: Option<i32>,
+    /// Why the job failed or was cancelled, in a sentence; null otherwise.
+    pub error: Option<String>,
+    /// Output text: the window that was read (poll, wait), else absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// Byte offset where the transcript read ends: pass it as `since_offset` to get
+    /// only what comes after.
+    pub next_offset: u64,
+    /// True when the output window was cut to its size limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<bool>,
+    /// Codex's final message, once the job has ended.
+    pub final_message: String,
+    /// The Codex thread id, once Codex reported it (for continuing the thread).
+    pub thread_id: Option<String>,
+    /// Tokens Codex reported, once it did.
+    pub usage: Option<Usage>,
+    pub prompt: String,
+    pub cwd: String,
+    pub labels: BTreeMap<String, String>,
+    /// RFC 3339 times; null until they happen.
+    pub created_at: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// Token usage from Codex's `turn.completed`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// One page of jobs, newest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct JobList {
+    pub jobs: Vec<JobView>,
+    /// Pass to list again for the next page; null on the last page.
+    pub next_page_token: Option<String>,
+}
 
 /// The codex-async `status` of a job state.
 pub fn status(state: pb::JobState) -> &'static str {
@@ -31,67 +89,70 @@ pub fn state_name(state: pb::JobState) -> &'static str {
     }
 }
 
-/// An RFC 3339 timestamp, or null.
-fn time(timestamp: Option<&prost_types::Timestamp>) -> Value {
-    let Some(timestamp) = timestamp else {
-        return Value::Null;
-    };
+/// An RFC 3339 timestamp.
+fn time(timestamp: Option<&prost_types::Timestamp>) -> Option<String> {
+    let timestamp = timestamp?;
     let since_epoch = std::time::Duration::new(
         timestamp.seconds.max(0) as u64,
         timestamp.nanos.max(0) as u32,
     );
-    let time = std::time::UNIX_EPOCH + since_epoch;
-    Value::String(humantime::format_rfc3339_millis(time).to_string())
+    Some(humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + since_epoch).to_string())
 }
 
-/// A job as a JSON object. `next_offset` is the transcript's size: where to read on.
-pub fn job(job: &pb::Job) -> Map<String, Value> {
-    let spec = job.spec.clone().unwrap_or_default();
-    let value = json!({
-        "job_id": job.id,
-        "status": status(job.state()),
-        "state": state_name(job.state()),
-        "exit_code": job.exit_code,
-        "signal": job.signal,
-        "error": if job.error.is_empty() { Value::Null } else { Value::String(job.error.clone()) },
-        "next_offset": job.output_size,
-        "final_message": job.final_message,
-        "thread_id": if job.thread_id.is_empty() { Value::Null } else { Value::String(job.thread_id.clone()) },
-        "usage": job.usage.map(|usage| json!({
-            "input_tokens": usage.input_tokens,
-            "cached_input_tokens": usage.cached_input_tokens,
-            "output_tokens": usage.output_tokens,
-        })),
-        "prompt": spec.prompt,
-        "cwd": spec.cwd,
-        "labels": spec.labels,
-        "created_at": time(job.created_at.as_ref()),
-        "started_at": time(job.started_at.as_ref()),
-        "finished_at": time(job.finished_at.as_ref()),
-    });
-    match value {
-        Value::Object(map) => map,
-        _ => unreachable!("json! of an object is an object"),
+fn non_empty(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+impl From<&pb::Job> for JobView {
+    fn from(job: &pb::Job) -> Self {
+        let spec = job.spec.clone().unwrap_or_default();
+        JobView {
+            job_id: job.id.clone(),
+            status: status(job.state()).into(),
+            state: state_name(job.state()).into(),
+            exit_code: job.exit_code,
+            signal: job.signal,
+            error: non_empty(&job.error),
+            output: None,
+            next_offset: job.output_size,
+            truncated: None,
+            final_message: job.final_message.clone(),
+            thread_id: non_empty(&job.thread_id),
+            usage: job.usage.map(|usage| Usage {
+                input_tokens: usage.input_tokens,
+                cached_input_tokens: usage.cached_input_tokens,
+                output_tokens: usage.output_tokens,
+            }),
+            prompt: spec.prompt,
+            cwd: spec.cwd,
+            labels: spec.labels.into_iter().collect(),
+            created_at: time(job.created_at.as_ref()),
+            started_at: time(job.started_at.as_ref()),
+            finished_at: time(job.finished_at.as_ref()),
+        }
     }
 }
 
-/// A Poll response: the job plus its output window (`output`, `next_offset`,
-/// `truncated`).
-pub fn poll(response: &pb::PollResponse) -> Map<String, Value> {
-    let mut map = response.job.as_ref().map(job).unwrap_or_default();
-    map.insert(
-        "output".into(),
-        String::from_utf8_lossy(&response.output).into(),
-    );
-    map.insert("next_offset".into(), response.next_offset.into());
-    map.insert("truncated".into(), response.truncated.into());
-    map
+impl From<&pb::PollResponse> for JobView {
+    /// The job plus its output window.
+    fn from(response: &pb::PollResponse) -> Self {
+        let mut view = response
+            .job
+            .as_ref()
+            .map(JobView::from)
+            .unwrap_or_else(|| JobView::from(&pb::Job::default()));
+        view.output = Some(String::from_utf8_lossy(&response.output).into_owned());
+        view.next_offset = response.next_offset;
+        view.truncated = Some(response.truncated);
+        view
+    }
 }
 
-/// A List response: `{"jobs": [...], "next_page_token": ...}`.
-pub fn list(response: &pb::ListResponse) -> Value {
-    json!({
-        "jobs": response.jobs.iter().map(job).collect::<Vec<_>>(),
-        "next_page_token": if response.next_page_token.is_empty() { Value::Null } else { Value::String(response.next_page_token.clone()) },
-    })
+impl From<&pb::ListResponse> for JobList {
+    fn from(response: &pb::ListResponse) -> Self {
+        JobList {
+            jobs: response.jobs.iter().map(JobView::from).collect(),
+            next_page_token: non_empty(&response.next_page_token),
+        }
+    }
 }

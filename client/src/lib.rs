@@ -33,6 +33,11 @@ pub fn default_endpoint() -> String {
     codex_jobs_api::defaults::endpoint()
 }
 
+/// The state dir of a server started with no `--state-dir`.
+pub fn default_state_dir() -> std::path::PathBuf {
+    codex_jobs_api::defaults::state_dir()
+}
+
 /// What can go wrong talking to a server.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

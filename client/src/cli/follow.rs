@@ -5,7 +5,7 @@
 use std::{io::Write, process::ExitCode, time::Duration};
 
 use super::{Output, job_exit_code, summary};
-use crate::{Client, ClientError, json, pb};
+use crate::{Client, ClientError, json::JobView, pb};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -73,7 +73,7 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
                 Some(pb::follow_response::Event::Output(chunk)) => {
                     let data = &chunk.data;
                     if out.json {
-                        out.print_json(serde_json::json!({
+                        out.print_json(&serde_json::json!({
                             "offset": chunk.offset,
                             "output": String::from_utf8_lossy(data),
                         }));
@@ -93,9 +93,9 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
 /// Prints the final job and returns the exit status that reflects it.
 fn finish(job: &pb::Job, offset: u64, out: Output) -> ExitCode {
     if out.json {
-        let mut fields = json::job(job);
-        fields.insert("next_offset".into(), offset.into());
-        out.print_json(fields);
+        let mut view = JobView::from(job);
+        view.next_offset = offset;
+        out.print_json(&view);
     } else {
         eprintln!("{}", summary(job));
     }

@@ -3,7 +3,11 @@
 use std::process::ExitCode;
 
 use super::{Output, start::parse_label};
-use crate::{Client, ClientError, json, pb};
+use crate::{
+    Client, ClientError,
+    json::{self, JobList, JobView},
+    pb,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,7 +42,7 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
         })
         .await?;
     if out.json {
-        out.print_json(json::list(&response));
+        out.print_json(&JobList::from(&response));
         return Ok(ExitCode::SUCCESS);
     }
     println!(
@@ -46,11 +50,11 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
         "ID", "STATE", "EXIT", "CREATED"
     );
     for job in &response.jobs {
-        let fields = json::job(job);
-        let created = fields["created_at"]
-            .as_str()
-            .unwrap_or("")
-            .get(..19)
+        let view = JobView::from(job);
+        let created = view
+            .created_at
+            .as_deref()
+            .and_then(|at| at.get(..19))
             .unwrap_or("");
         let exit = job
             .exit_code

@@ -10,7 +10,6 @@ mod wait;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use serde_json::Value;
 
 use crate::{Client, ClientError, json, pb};
 
@@ -83,17 +82,17 @@ struct Output {
 }
 
 impl Output {
-    fn print_json(self, value: impl Into<Value>) {
+    fn print_json(self, value: &impl serde::Serialize) {
         println!(
             "{}",
-            serde_json::to_string_pretty(&value.into()).expect("JSON values serialize")
+            serde_json::to_string_pretty(value).expect("JSON values serialize")
         );
     }
 
     /// A job: its JSON, or a one-line summary.
     fn job(self, job: &pb::Job) {
         if self.json {
-            self.print_json(json::job(job));
+            self.print_json(&json::JobView::from(job));
         } else {
             println!("{}", summary(job));
         }

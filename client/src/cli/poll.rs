@@ -3,7 +3,7 @@
 use std::{io::Write, process::ExitCode};
 
 use super::{Output, summary};
-use crate::{Client, ClientError, json, pb};
+use crate::{Client, ClientError, json::JobView, pb};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -35,7 +35,7 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
 /// A poll result: as JSON, or the job's summary and its output.
 pub fn print_window(response: &pb::PollResponse, out: Output) {
     if out.json {
-        out.print_json(json::poll(response));
+        out.print_json(&JobView::from(response));
         return;
     }
     let job = response.job.clone().unwrap_or_default();
