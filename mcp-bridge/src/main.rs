@@ -1,4 +1,13 @@
-fn main() {
-    eprintln!("codex-jobs-mcp is not built yet");
-    std::process::exit(1);
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match codex_jobs_mcp::run(codex_jobs_mcp::Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("codex-jobs-mcp: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -29,7 +29,13 @@ fn real_codex() -> Option<PathBuf> {
     let codex = prefix.join("node_modules/.bin/codex");
     if !codex.exists() {
         let installed = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--prefix",
+            ])
             .arg(&prefix)
             .arg(CODEX_PACKAGE)
             .status();
@@ -51,7 +57,8 @@ impl MockApi {
     async fn start(dir: &Path) -> MockApi {
         let port_file = dir.join("mock.port");
         let log = dir.join("requests.jsonl");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mock_responses_api.py");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mock_responses_api.py");
         let child = Command::new("python3")
             .arg(script)
             .arg("--port-file")
@@ -61,11 +68,14 @@ impl MockApi {
             .stdin(Stdio::null())
             .spawn()
             .expect("python3 runs the mock");
-        let port = support::eventually("the mock reports its port", Duration::from_secs(20), || {
-            let port = std::fs::read_to_string(&port_file).ok().and_then(|text| text.trim().parse().ok());
-            async move { port }
-        })
-        .await;
+        let port =
+            support::eventually("the mock reports its port", Duration::from_secs(20), || {
+                let port = std::fs::read_to_string(&port_file)
+                    .ok()
+                    .and_then(|text| text.trim().parse().ok());
+                async move { port }
+            })
+            .await;
         MockApi { child, port, log }
     }
 
@@ -88,7 +98,9 @@ async fn the_real_codex_cli_runs_a_job_and_continues_its_thread() {
             std::env::var_os("CI").is_none(),
             "CI must run this test: install {CODEX_PACKAGE} with npm"
         );
-        eprintln!("SKIPPED: the real Codex CLI is not installed and npm could not install {CODEX_PACKAGE}");
+        eprintln!(
+            "SKIPPED: the real Codex CLI is not installed and npm could not install {CODEX_PACKAGE}"
+        );
         return;
     };
     let scratch = tempfile::tempdir().unwrap();
@@ -134,15 +146,30 @@ enabled = false
     spec.sandbox = pb::Sandbox::WorkspaceWrite.into();
     let job = server.start_spec(spec).await;
     let (job, transcript) = server.wait_finished(&job.id).await;
-    assert_eq!(job.state(), pb::JobState::Succeeded, "{job:?}\n{transcript}\n{}", server.log());
+    assert_eq!(
+        job.state(),
+        pb::JobState::Succeeded,
+        "{job:?}\n{transcript}\n{}",
+        server.log()
+    );
     assert_eq!(job.exit_code, Some(0));
     assert_eq!(job.final_message, "done: hello-from-shell");
-    assert!(job.thread_id.parse::<uuid::Uuid>().is_ok(), "thread id {:?}", job.thread_id);
+    assert!(
+        job.thread_id.parse::<uuid::Uuid>().is_ok(),
+        "thread id {:?}",
+        job.thread_id
+    );
     let usage = job.usage.expect("usage from turn.completed");
     assert_eq!((usage.input_tokens, usage.output_tokens), (20, 10));
     assert!(transcript.contains("echo hello-from-shell"), "{transcript}");
-    assert!(transcript.contains("done: hello-from-shell\n"), "{transcript}");
-    assert!(transcript.contains("-- turn completed: 20 input tokens"), "{transcript}");
+    assert!(
+        transcript.contains("done: hello-from-shell\n"),
+        "{transcript}"
+    );
+    assert!(
+        transcript.contains("-- turn completed: 20 input tokens"),
+        "{transcript}"
+    );
 
     // Continue the same thread: Codex resumes it and sends the earlier turn along.
     let mut follow_up = server.spec("What did it print?");
@@ -153,5 +180,8 @@ enabled = false
     assert_eq!(resumed.thread_id, job.thread_id);
     assert_eq!(resumed.final_message, "mock says: What did it print?");
     let last_request = mock.requests().lines().last().unwrap().to_string();
-    assert!(last_request.contains("hello-from-shell"), "the resumed turn carries the history");
+    assert!(
+        last_request.contains("hello-from-shell"),
+        "the resumed turn carries the history"
+    );
 }

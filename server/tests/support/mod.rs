@@ -25,7 +25,9 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let server = PathBuf::from(env!("CARGO_BIN_EXE_codex-jobs-server"));
     let bin = server.with_file_name(name);
-    let mut built = BUILT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if !built.iter().any(|done| done == name) {
         let mut cargo = Command::new(env!("CARGO"));
         cargo

@@ -1,0 +1,106 @@
+//! Reaching the server: the endpoint the bridge was given, or the default local one,
+//! where the bridge starts a server itself if none is listening.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use codex_jobs_client::{Client, ClientError};
+
+/// Where the bridge's server is and how to reach it.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub endpoint: String,
+    pub token: Option<String>,
+    /// True for the default local endpoint: the bridge may start the server there.
+    pub may_autostart: bool,
+}
+
+impl Target {
+    pub fn new(endpoint: Option<String>, token: Option<String>) -> Target {
+        Target {
+            may_autostart: endpoint.is_none(),
+            endpoint: endpoint.unwrap_or_else(codex_jobs_client::default_endpoint),
+            token,
+        }
+    }
+
+    /// Connects, first starting a server at the default local endpoint if none is
+    /// listening there (and only there).
+    pub async fn connect(&self) -> Result<Client, ClientError> {
+        match Client::connect(&self.endpoint, self.token.as_deref()).await {
+            Err(ClientError::Unreachable { .. }) if self.may_autostart => {
+                start_server().map_err(|reason| ClientError::Unreachable {
+                    endpoint: self.endpoint.clone(),
+                    reason: format!("no server was listening and starting one failed: {reason}"),
+                })?;
+                self.connect_within(Duration::from_secs(10)).await
+            }
+            result => result,
+        }
+    }
+
+    async fn connect_within(&self, patience: Duration) -> Result<Client, ClientError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            match Client::connect(&self.endpoint, self.token.as_deref()).await {
+                Err(ClientError::Unreachable { .. }) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+/// `codex-jobs-server`: next to this executable, else on the PATH.
+fn server_bin() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name("codex-jobs-server"))
+        .filter(|bin| bin.is_file())
+        .unwrap_or_else(|| PathBuf::from("codex-jobs-server"))
+}
+
+/// Starts the default server as a detached background process: in a session of its
+/// own, so it outlives the bridge and the agent that started the bridge. Its log
+/// goes to `server.log` in the default state dir; stdout is the MCP protocol and
+/// must stay clean.
+fn start_server() -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    let state_dir = codex_jobs_client::default_state_dir();
+    std::fs::create_dir_all(&state_dir).map_err(|err| format!("{}: {err}", state_dir.display()))?;
+    let log = open_log(&state_dir.join("server.log"))?;
+    let bin = server_bin();
+    let mut server = Command::new(&bin);
+    server
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|err| err.to_string())?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        server.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    let mut child = server
+        .spawn()
+        .map_err(|err| format!("{}: {err}", bin.display()))?;
+    tracing::info!(pid = child.id(), "started {}", bin.display());
+    // Reap it if it ever exits while the bridge runs.
+    std::thread::spawn(move || child.wait());
+    Ok(())
+}
+
+fn open_log(path: &Path) -> Result<std::fs::File, String> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|err| format!("{}: {err}", path.display()))
+}

@@ -1,0 +1,116 @@
+//! The MCP tools, one module per tool, each a few lines over the typed client.
+//! Tool names and parameters keep the original codex-async tools working.
+
+mod cancel;
+mod list;
+mod poll;
+mod reply;
+mod start;
+mod wait;
+
+use codex_jobs_client::{Client, ClientError};
+use rmcp::{
+    ServerHandler,
+    handler::server::router::tool::ToolRouter,
+    model::{Implementation, ServerCapabilities, ServerConfig},
+    tool_handler,
+};
+use tokio::sync::Mutex;
+
+use crate::connect::Target;
+
+/// The MCP server: the tools plus a connection to codex-jobs-server.
+pub struct Bridge {
+    target: Target,
+    /// Connected on first use and again after the server went away.
+    client: Mutex<Option<Client>>,
+    tool_router: ToolRouter<Self>,
+}
+
+const INSTRUCTIONS: &str = "Runs OpenAI Codex CLI jobs in the background on this host. \
+codex_start returns at once with a job_id; then call codex_wait in a loop until status is \
+no longer queued or running (each call blocks up to timeout_seconds), or codex_poll to peek. \
+Status: queued (waiting for a slot), running, done (succeeded; see final_message), error \
+(failed; see error and exit_code), cancelled. Pass next_offset back as since_offset to read \
+only new output. codex_reply continues a finished job's Codex conversation as a new job.";
+
+impl Bridge {
+    pub fn new(target: Target) -> Bridge {
+        Bridge {
+            target,
+            client: Mutex::new(None),
+            tool_router: Self::start_router()
+                + Self::poll_router()
+                + Self::wait_router()
+                + Self::cancel_router()
+                + Self::list_router()
+                + Self::reply_router(),
+        }
+    }
+
+    /// Connects now (starting the local server if that is the bridge's to do).
+    pub async fn warm_up(&self) -> Result<(), ClientError> {
+        self.client().await.map(|_| ())
+    }
+
+    async fn client(&self) -> Result<Client, ClientError> {
+        let mut cached = self.client.lock().await;
+        if let Some(client) = cached.as_ref() {
+            return Ok(client.clone());
+        }
+        let client = self.target.connect().await?;
+        *cached = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Runs one RPC. If the server has gone away, connects afresh (restarting the
+    /// local server where that is the bridge's to do) and tries once more.
+    async fn rpc<T, F, Fut>(&self, call: F) -> Result<T, String>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        let first = match self.client().await {
+            Ok(client) => call(client).await,
+            Err(err) => Err(err),
+        };
+        match first {
+            Err(err) if is_connection_error(&err) => {
+                *self.client.lock().await = None;
+                let client = self.client().await.map_err(describe)?;
+                call(client).await.map_err(describe)
+            }
+            result => result.map_err(describe),
+        }
+    }
+}
+
+fn is_connection_error(err: &ClientError) -> bool {
+    match err {
+        ClientError::Unreachable { .. } => true,
+        ClientError::Status(status) => status.code() == tonic::Code::Unavailable,
+        _ => false,
+    }
+}
+
+/// A failed call as a sentence for the model: what went wrong and what to do.
+fn describe(err: ClientError) -> String {
+    match &err {
+        ClientError::Status(status) if status.code() == tonic::Code::NotFound => {
+            format!("{err}. codex_list shows the jobs that exist.")
+        }
+        _ => err.to_string(),
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for Bridge {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new(
+                "codex-jobs-mcp",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(INSTRUCTIONS)
+    }
+}

@@ -1,0 +1,120 @@
+//! `codex_start`: start a Codex job in the background.
+
+use std::collections::BTreeMap;
+
+use codex_jobs_client::{json::JobView, pb};
+use rmcp::{Json, handler::server::wrapper::Parameters, tool, tool_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::Bridge;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct StartArgs {
+    /// What Codex should do.
+    pub prompt: String,
+    /// Absolute path of the directory (usually a repository) to run Codex in.
+    pub cwd: String,
+    /// codex-async compatible: `suggest` (read-only), `auto-edit` (may edit files in
+    /// cwd) or `full-auto` (no sandbox, no approvals; only where the host allows it).
+    pub approval_policy: Option<String>,
+    /// Model name for Codex; omit for Codex's default.
+    pub model: Option<String>,
+    /// `read-only`, `workspace-write`, `danger-full-access` or `bypass`; wins over
+    /// approval_policy. Default: read-only.
+    pub sandbox: Option<String>,
+    /// Kill the job after this many seconds; omit for the server's default (1 hour).
+    pub timeout_seconds: Option<u64>,
+    /// Labels to find the job by later.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Idempotency key: calling again with the same request_id returns the same job
+    /// instead of starting a second one. Use it when retrying.
+    pub request_id: Option<String>,
+}
+
+/// The proto sandbox for the tool's `sandbox` / `approval_policy` arguments.
+fn sandbox(sandbox: Option<&str>, approval_policy: Option<&str>) -> Result<pb::Sandbox, String> {
+    match (sandbox, approval_policy) {
+        (Some("read-only"), _) => Ok(pb::Sandbox::ReadOnly),
+        (Some("workspace-write"), _) => Ok(pb::Sandbox::WorkspaceWrite),
+        (Some("danger-full-access"), _) => Ok(pb::Sandbox::DangerFullAccess),
+        (Some("bypass"), _) => Ok(pb::Sandbox::Bypass),
+        (Some(other), _) => Err(format!(
+            "sandbox must be one of read-only, workspace-write, danger-full-access, bypass; got {other:?}"
+        )),
+        (None, None | Some("suggest")) => Ok(pb::Sandbox::ReadOnly),
+        (None, Some("auto-edit")) => Ok(pb::Sandbox::WorkspaceWrite),
+        (None, Some("full-auto")) => Ok(pb::Sandbox::Bypass),
+        (None, Some(other)) => Err(format!(
+            "approval_policy must be one of suggest, auto-edit, full-auto; got {other:?}"
+        )),
+    }
+}
+
+#[tool_router(router = start_router, vis = "pub(super)")]
+impl Bridge {
+    /// Start an OpenAI Codex job (`codex exec`) in the background and return at once
+    /// with its job_id and status (queued or running). Codex jobs take minutes to
+    /// hours: after starting one, call codex_wait repeatedly until its status is done,
+    /// error or cancelled, then read final_message.
+    #[tool(annotations(
+        read_only_hint = false,
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = true
+    ))]
+    pub async fn codex_start(
+        &self,
+        Parameters(args): Parameters<StartArgs>,
+    ) -> Result<Json<JobView>, String> {
+        let sandbox = sandbox(args.sandbox.as_deref(), args.approval_policy.as_deref())?;
+        let request = pb::StartRequest {
+            spec: Some(pb::JobSpec {
+                prompt: args.prompt,
+                cwd: args.cwd,
+                model: args.model.unwrap_or_default(),
+                sandbox: sandbox.into(),
+                timeout: args.timeout_seconds.map(|seconds| prost_types::Duration {
+                    seconds: seconds.min(i64::MAX as u64) as i64,
+                    nanos: 0,
+                }),
+                labels: args.labels.unwrap_or_default().into_iter().collect(),
+                resume_thread_id: String::new(),
+            }),
+            request_id: args.request_id.unwrap_or_default(),
+        };
+        let response = self
+            .rpc(|mut client| {
+                let request = request.clone();
+                async move { client.start(request).await }
+            })
+            .await?;
+        Ok(Json(JobView::from(&response.job.unwrap_or_default())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn approval_policies_map_to_sandboxes_and_sandbox_wins() {
+        assert_eq!(sandbox(None, None), Ok(pb::Sandbox::ReadOnly));
+        assert_eq!(sandbox(None, Some("suggest")), Ok(pb::Sandbox::ReadOnly));
+        assert_eq!(
+            sandbox(None, Some("auto-edit")),
+            Ok(pb::Sandbox::WorkspaceWrite)
+        );
+        assert_eq!(sandbox(None, Some("full-auto")), Ok(pb::Sandbox::Bypass));
+        assert_eq!(
+            sandbox(Some("read-only"), Some("full-auto")),
+            Ok(pb::Sandbox::ReadOnly)
+        );
+        assert!(
+            sandbox(None, Some("yolo"))
+                .unwrap_err()
+                .contains("suggest, auto-edit, full-auto")
+        );
+        assert!(sandbox(Some("full-auto"), None).is_err());
+    }
+}
