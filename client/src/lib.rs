@@ -182,32 +182,40 @@ impl Client {
         Ok(self.rpc.follow(request).await?.into_inner())
     }
 
-    /// Long-polls until the job ends or `timeout` passes, returning the job and the
-    /// last `tail_lines` lines of its transcript.
+    /// Long-polls until the job ends or `timeout` passes (`None`: however long it
+    /// takes), then returns the job and the last `tail_lines` lines of its transcript.
     pub async fn wait(
         &mut self,
         job_id: &str,
-        timeout: Duration,
+        timeout: Option<Duration>,
         tail_lines: u32,
     ) -> Result<pb::PollResponse, ClientError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = timeout.and_then(|timeout| tokio::time::Instant::now().checked_add(timeout));
         loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            // The server caps one wait at five minutes.
-            let wait = left.min(Duration::from_secs(300));
+            let left = deadline
+                .map(|deadline| deadline.saturating_duration_since(tokio::time::Instant::now()));
+            // The server holds one call for five minutes at most.
+            let wait = left.unwrap_or(Duration::MAX).min(Duration::from_secs(300));
             let response = self
                 .poll(pb::PollRequest {
                     job_id: job_id.to_string(),
-                    window: Some(pb::poll_request::Window::TailLines(tail_lines)),
+                    // No window while waiting: the call returns only when the job ends.
+                    window: None,
                     wait: Some(prost_types::Duration::try_from(wait).unwrap_or_default()),
                     ..Default::default()
                 })
                 .await?;
             let finished = response.job.as_ref().is_some_and(is_finished);
-            if finished || left.is_zero() {
-                return Ok(response);
+            if finished || left.is_some_and(|left| left.is_zero()) {
+                break;
             }
         }
+        self.poll(pb::PollRequest {
+            job_id: job_id.to_string(),
+            window: Some(pb::poll_request::Window::TailLines(tail_lines)),
+            ..Default::default()
+        })
+        .await
     }
 }
 

@@ -36,17 +36,17 @@ pub struct ServerArgs {
     pub max_queued: u32,
 
     /// Timeout in seconds of jobs that set none.
-    #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub default_timeout: u64,
 
     /// Seconds between SIGTERM and SIGKILL when a job is cancelled or times out.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    pub kill_grace: f64,
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = grace_period)]
+    pub kill_grace: Duration,
 
     /// Seconds Codex may linger after reporting `turn.completed` before it is ended
     /// (the job then counts as finished by its own report).
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    pub exit_grace: f64,
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = grace_period)]
+    pub exit_grace: Duration,
 
     /// The highest sandbox a job may ask for: read-only, workspace-write,
     /// danger-full-access or bypass (--dangerously-bypass-approvals-and-sandbox).
@@ -65,6 +65,15 @@ pub struct ServerArgs {
     /// port can then run code on this host.
     #[arg(long)]
     pub insecure_no_auth: bool,
+}
+
+/// A grace period in seconds: 0 to 3600, fractions allowed.
+fn grace_period(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|secs| (0.0..=3600.0).contains(secs))
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("expected seconds between 0 and 3600, got {text:?}"))
 }
 
 /// One address to listen on.
@@ -115,14 +124,6 @@ impl ServerArgs {
         } else {
             self.listen.clone()
         }
-    }
-
-    pub fn kill_grace(&self) -> Duration {
-        Duration::from_secs_f64(self.kill_grace.max(0.0))
-    }
-
-    pub fn exit_grace(&self) -> Duration {
-        Duration::from_secs_f64(self.exit_grace.max(0.0))
     }
 
     /// Refuses to expose the service beyond this host without a token, unless told

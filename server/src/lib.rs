@@ -34,7 +34,8 @@ use service::{JobService, auth::TokenCheck};
 /// Runs the server until SIGTERM or SIGINT. Running jobs are left to their runners.
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     args.check_exposure().map_err(anyhow::Error::msg)?;
-    let state_dir = args.state_dir();
+    // Absolute, since Codex runs elsewhere and is handed paths inside it.
+    let state_dir = std::path::absolute(args.state_dir())?;
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("cannot create the state dir {}", state_dir.display()))?;
     std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700))?;
@@ -56,8 +57,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         runner: RunnerConfig {
             runner_bin: runner_bin()?,
             codex_bin: args.codex_bin.clone(),
-            kill_grace: args.kill_grace(),
-            exit_grace: args.exit_grace(),
+            kill_grace: args.kill_grace,
+            exit_grace: args.exit_grace,
         },
     };
     let manager = JobManager::open(config).await?;

@@ -85,39 +85,41 @@ impl Log {
         })
     }
 
-    /// The last `lines` lines, at most `max_bytes` of them (then cut at the front, at
-    /// a line start where there is one).
+    /// The last `lines` lines, at most `max_bytes` of them: when they are longer, the
+    /// window is cut at the front, at the first line start in it (or inside a line
+    /// that alone is longer than `max_bytes`).
     pub fn tail(&self, lines: usize, max_bytes: usize) -> io::Result<Window> {
         let size = self.size;
         let floor = size.saturating_sub(max_bytes as u64);
-        let mut start = self.start_of_last_lines(lines, floor)?;
-        let mut truncated = false;
-        if start < floor {
-            start = floor;
-            truncated = true;
+        if let Some(start) = self.start_of_last_lines(lines, floor)? {
+            return Ok(Window {
+                bytes: self.read_at(start, (size - start) as usize)?,
+                start,
+                end: size,
+                truncated: false,
+                size,
+            });
         }
-        if truncated && start > 0 {
-            // Begin at the first whole line of the cut window, if it has one.
-            let head = self.read_at(start - 1, (size - start + 1) as usize)?;
-            if let Some(line_start) = head.iter().position(|&b| b == b'\n') {
-                start += line_start as u64;
-            }
-        }
-        let bytes = self.read_at(start, (size - start) as usize)?;
+        // The lines reach back past `floor` (so floor > 0): read from the byte before
+        // it, to tell whether a line starts right at it.
+        let head = self.read_at(floor - 1, (size - floor + 1) as usize)?;
+        let skip = head[..head.len() - 1]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(1, |line_break| line_break + 1);
         Ok(Window {
-            bytes,
-            start,
+            start: floor - 1 + skip as u64,
+            bytes: head[skip..].to_vec(),
             end: size,
-            truncated,
+            truncated: true,
             size,
         })
     }
 
-    /// The offset where the last `lines` lines begin, searching back no further
-    /// than `floor` (returns something below `floor` if the lines reach past it).
-    fn start_of_last_lines(&self, lines: usize, floor: u64) -> io::Result<u64> {
+    /// The offset where the last `lines` lines begin, if that is at or after `floor`.
+    fn start_of_last_lines(&self, lines: usize, floor: u64) -> io::Result<Option<u64>> {
         if lines == 0 {
-            return Ok(self.size);
+            return Ok(Some(self.size));
         }
         const BLOCK: u64 = 64 * 1024;
         // A final line break ends the last line; it does not start another.
@@ -125,24 +127,24 @@ impl Log {
         if end > 0 && self.read_at(end - 1, 1)? == b"\n" {
             end -= 1;
         }
+        // A break just before `floor` still starts a line at `floor`.
+        let lowest = floor.saturating_sub(1);
         let mut breaks = 0;
-        while end > 0 {
-            let block_start = end.saturating_sub(BLOCK);
+        while end > lowest {
+            let block_start = end.saturating_sub(BLOCK).max(lowest);
             let block = self.read_at(block_start, (end - block_start) as usize)?;
             for (index, &byte) in block.iter().enumerate().rev() {
                 if byte == b'\n' {
                     breaks += 1;
                     if breaks == lines {
-                        return Ok(block_start + index as u64 + 1);
+                        return Ok(Some(block_start + index as u64 + 1));
                     }
                 }
             }
-            if block_start < floor {
-                return Ok(block_start.saturating_sub(1).min(floor.saturating_sub(1)));
-            }
             end = block_start;
         }
-        Ok(0)
+        // Fewer lines than asked for: all of them, if they fit.
+        Ok((floor == 0).then_some(0))
     }
 
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
@@ -216,6 +218,23 @@ mod tests {
         assert!(window.truncated);
         assert_eq!(text(&window), "bbbb\ncccc\n");
         assert_eq!(window.start, 5);
+    }
+
+    #[test]
+    fn a_last_line_longer_than_the_limit_is_cut_not_dropped() {
+        let long = "b".repeat(100);
+        let (_dir, log) = log_of(&format!("short\n{long}\n"));
+        let window = log.tail(1, 50).unwrap();
+        assert!(window.truncated);
+        assert_eq!(text(&window), &format!("{}\n", "b".repeat(49)));
+        assert_eq!((window.start, window.end), (57, 107));
+    }
+
+    #[test]
+    fn lines_that_fit_the_limit_exactly_are_not_truncated() {
+        let (_dir, log) = log_of("aaaa\nbbbb\ncccc\n");
+        let window = log.tail(2, 10).unwrap();
+        assert_eq!((text(&window), window.truncated), ("bbbb\ncccc\n", false));
     }
 
     #[test]

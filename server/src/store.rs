@@ -13,6 +13,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter, typ
 use crate::job::{
     FailureReason, Job, JobId, JobSpec, JobState, Millis, Outcome, Sandbox, TokenUsage,
 };
+use crate::runner::process::ProcessIdentity;
 
 /// A failure of the database itself.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +68,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     thread_id        TEXT NOT NULL DEFAULT '',
     final_message    TEXT NOT NULL DEFAULT '',
     usage            TEXT,               -- JSON TokenUsage
-    output_size      INTEGER NOT NULL DEFAULT 0
+    output_size      INTEGER NOT NULL DEFAULT 0,
+    runner_pid       INTEGER,            -- with runner_start_time: the runner's identity
+    runner_start_time INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, id);
 CREATE TABLE IF NOT EXISTS job_labels (
@@ -159,7 +162,7 @@ impl Store {
     /// Records that a job's runner has started.
     pub fn set_running(&self, id: JobId, started_at: Millis) -> Result<()> {
         self.db().execute(
-            "UPDATE jobs SET state = 'running', started_at = ?2 WHERE id = ?1",
+            "UPDATE jobs SET state = 'running', started_at = ?2 WHERE id = ?1 AND state = 'queued'",
             params![id.to_string(), started_at],
         )?;
         Ok(())
@@ -171,7 +174,7 @@ impl Store {
         self.db().execute(
             "UPDATE jobs SET state = ?2, started_at = ?3, finished_at = ?4, failure_reason = ?5, \
              error = ?6, exit_code = ?7, signal = ?8, thread_id = ?9, final_message = ?10, \
-             usage = ?11, output_size = ?12 WHERE id = ?1",
+             usage = ?11, output_size = ?12 WHERE id = ?1 AND state IN ('queued', 'running')",
             params![
                 job.id.to_string(),
                 state_name(job.state),
@@ -189,6 +192,35 @@ impl Store {
             ],
         )?;
         Ok(())
+    }
+
+    /// Records which process runs a job, so that a restarted server can find it even
+    /// before the runner has written anything.
+    pub fn set_runner(&self, id: JobId, runner: ProcessIdentity) -> Result<()> {
+        self.db().execute(
+            "UPDATE jobs SET runner_pid = ?2, runner_start_time = ?3 WHERE id = ?1",
+            params![id.to_string(), runner.pid, runner.start_time as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The runner recorded by `set_runner`.
+    pub fn runner(&self, id: JobId) -> Result<Option<ProcessIdentity>> {
+        let identity: Option<(Option<u32>, Option<i64>)> = self
+            .db()
+            .query_row(
+                "SELECT runner_pid, runner_start_time FROM jobs WHERE id = ?1",
+                [id.to_string()],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        Ok(match identity {
+            Some((Some(pid), Some(start_time))) => Some(ProcessIdentity {
+                pid,
+                start_time: start_time as u64,
+            }),
+            _ => None,
+        })
     }
 
     pub fn get(&self, id: JobId) -> Result<Option<Job>> {

@@ -46,7 +46,8 @@ async fn start_wait_poll_and_list_print_the_documented_shapes() {
     );
     assert_eq!(started["labels"]["team"], "cli");
 
-    let waited = server.cli(&["wait", &id, "--json", "--timeout", "30"]);
+    // No --timeout: as long as it takes.
+    let waited = server.cli(&["wait", &id, "--json"]);
     assert_eq!(waited.status.code(), Some(0));
     let waited = json(&waited);
     for key in [

@@ -17,13 +17,14 @@ async fn jobs_survive_a_server_killed_mid_run_with_true_exit_codes_and_whole_out
         .start_job("lines 1000 early\nsleep 3\nlines 1000 late")
         .await;
     // Its runner dies with the server: no exit record.
-    let lost = server.start_job("sleep 60").await;
+    let lost = server.start_job("grandchild\nsleep 60").await;
     // Waits in the queue across the crash.
     let queued = server.start_job("say queued across the crash").await;
     assert_eq!(queued.state(), pb::JobState::Queued);
     for job in [&ends_while_down, &outlives, &lost] {
         server.wait_for_state(&job.id, pb::JobState::Running).await;
     }
+    let lost_grandchild = server.pid_file("grandchild.pid").await;
     let status = std::fs::read_to_string(
         server
             .state_dir()
@@ -34,13 +35,11 @@ async fn jobs_survive_a_server_killed_mid_run_with_true_exit_codes_and_whole_out
     .unwrap();
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     let lost_runner = status["runner"]["pid"].as_i64().unwrap() as i32;
-    let lost_codex = status["codex_pid"].as_i64().unwrap() as i32;
+    let lost_codex = status["codex"]["pid"].as_i64().unwrap() as i32;
 
     server.kill9();
-    unsafe {
-        libc::kill(lost_runner, libc::SIGKILL);
-        libc::killpg(lost_codex, libc::SIGKILL);
-    }
+    // The lost job's runner dies too; what it ran must not run on unwatched.
+    unsafe { libc::kill(lost_runner, libc::SIGKILL) };
     // Let the first job end while nothing is watching it.
     let exit_record = server
         .state_dir()
@@ -116,6 +115,11 @@ async fn jobs_survive_a_server_killed_mid_run_with_true_exit_codes_and_whole_out
         lost_job.error
     );
     assert!(!process_alive(lost_runner));
+    assert!(!process_alive(lost_codex), "codex outlived its runner");
+    assert!(
+        !process_alive(lost_grandchild),
+        "codex's child outlived its runner"
+    );
 
     let (queued, _) = server.wait_finished(&queued.id).await;
     assert_eq!(queued.state(), pb::JobState::Succeeded);

@@ -24,6 +24,7 @@ async fn follow_to_end(
     let mut bytes = Vec::new();
     let mut jobs = Vec::new();
     let mut next: Option<u64> = None;
+    let mut last_was_job = false;
     while let Some(message) = stream.message().await.unwrap() {
         match message.event.unwrap() {
             pb::follow_response::Event::Output(chunk) => {
@@ -32,10 +33,23 @@ async fn follow_to_end(
                 }
                 next = Some(chunk.offset + chunk.data.len() as u64);
                 bytes.extend_from_slice(&chunk.data);
+                last_was_job = false;
             }
-            pb::follow_response::Event::Job(job) => jobs.push(job),
+            pb::follow_response::Event::Job(job) => {
+                assert!(
+                    !jobs.last().is_some_and(codex_jobs_client::is_finished),
+                    "nothing follows the final state"
+                );
+                jobs.push(job);
+                last_was_job = true;
+            }
         }
     }
+    assert!(last_was_job, "the stream ends with the job");
+    assert!(
+        codex_jobs_client::is_finished(jobs.last().unwrap()),
+        "in its final state"
+    );
     (bytes, jobs)
 }
 
@@ -192,12 +206,9 @@ async fn follow_can_start_at_the_last_lines_of_a_finished_job() {
             .unwrap()
             .starts_with("row 100\n-- turn completed")
     );
-    // A finished job: its state first, then the bytes, then its state again.
-    assert_eq!(jobs.len(), 2);
-    assert!(
-        jobs.iter()
-            .all(|job| job.state() == pb::JobState::Succeeded)
-    );
+    // A finished job: the bytes, then its final state, once.
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].state(), pb::JobState::Succeeded);
 
     let mut client = server.client().await;
     let err = client

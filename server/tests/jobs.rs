@@ -265,7 +265,7 @@ async fn bad_requests_are_refused_with_a_reason_and_disturb_nothing() {
                 cwd: "relative/dir".into(),
                 ..server.spec("hi")
             }),
-            "absolute path",
+            "must be the absolute path",
         ),
         (
             start(pb::JobSpec {
@@ -295,6 +295,31 @@ async fn bad_requests_are_refused_with_a_reason_and_disturb_nothing() {
             },
             "spec is required",
         ),
+        (
+            start(pb::JobSpec {
+                resume_thread_id: "--dangerously-bypass-approvals-and-sandbox".into(),
+                ..server.spec("hi")
+            }),
+            "resume_thread_id must be a Codex thread id (a UUID)",
+        ),
+        (
+            start(pb::JobSpec {
+                model: "--full-auto".into(),
+                ..server.spec("hi")
+            }),
+            "not starting with '-'",
+        ),
+        (
+            start(pb::JobSpec {
+                timeout: Some(prost_types::Duration {
+                    seconds: i64::MAX,
+                    nanos: 0,
+                }),
+                ..server.spec("hi")
+            }),
+            "timeout must be between 1 and 604800 seconds",
+        ),
+        (start(server.spec("nul\0byte")), "NUL"),
     ];
     for (request, expected) in cases {
         let err = client.start(request).await.unwrap_err();

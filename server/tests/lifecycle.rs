@@ -217,3 +217,32 @@ async fn a_job_can_continue_an_earlier_codex_thread() {
         "{resumed}"
     );
 }
+
+#[tokio::test]
+async fn a_grandchild_that_left_the_process_group_is_ended_on_cancel() {
+    let server = TestServer::start().await;
+    let job = server
+        .start_job("grandchild setsid\nsay escaped\nsleep 60")
+        .await;
+    let grandchild = server.pid_file("grandchild.pid").await;
+    let cancelled = server.client().await.cancel(&job.id).await.unwrap();
+    assert_eq!(cancelled.state(), pb::JobState::Cancelled);
+    assert!(
+        !process_alive(grandchild),
+        "the escaped grandchild {grandchild} survived"
+    );
+}
+
+#[tokio::test]
+async fn a_job_ends_when_codex_does_even_if_a_grandchild_holds_its_output_open() {
+    let server = TestServer::start().await;
+    let job = server.start_job("grandchild setsid\nsay done here").await;
+    let grandchild = server.pid_file("grandchild.pid").await;
+    let (job, _) = server.wait_finished(&job.id).await;
+    assert_eq!(job.state(), pb::JobState::Succeeded);
+    assert_eq!(job.final_message, "done here");
+    assert!(
+        !process_alive(grandchild),
+        "the grandchild {grandchild} outlived its job"
+    );
+}

@@ -29,8 +29,19 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
     };
     let mut offset = args.from.unwrap_or(0);
     let mut stdout = std::io::stdout();
+    // Since when the stream has been broken without any progress.
     let mut broken_since: Option<tokio::time::Instant> = None;
     loop {
+        if let Some(since) = broken_since {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if since.elapsed() > RECONNECT_FOR {
+                return Err(tonic::Status::unavailable(format!(
+                    "lost the stream and could not resume it for {} s",
+                    RECONNECT_FOR.as_secs()
+                ))
+                .into());
+            }
+        }
         let request = pb::FollowRequest {
             job_id: args.job_id.clone(),
             start: Some(pb::follow_request::Start::FromOffset(offset)),
@@ -39,14 +50,7 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
         let mut responses = match client.follow(request).await {
             Ok(responses) => responses,
             Err(ClientError::Status(status)) if retryable(&status) => {
-                if broken_since
-                    .get_or_insert_with(tokio::time::Instant::now)
-                    .elapsed()
-                    > RECONNECT_FOR
-                {
-                    return Err(status.into());
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                broken_since.get_or_insert_with(tokio::time::Instant::now);
                 continue;
             }
             Err(err) => return Err(err),
@@ -65,23 +69,27 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
                         .into());
                     }
                 },
-                Err(status) if retryable(&status) => break,
+                Err(status) if retryable(&status) => {
+                    broken_since.get_or_insert_with(tokio::time::Instant::now);
+                    break;
+                }
                 Err(status) => return Err(status.into()),
             };
-            broken_since = None;
             match event {
                 Some(pb::follow_response::Event::Output(chunk)) => {
                     let data = &chunk.data;
                     if out.json {
-                        out.print_json(&serde_json::json!({
+                        let line = serde_json::json!({
                             "offset": chunk.offset,
                             "output": String::from_utf8_lossy(data),
-                        }));
+                        });
+                        println!("{line}");
                     } else {
                         let _ = stdout.write_all(data);
                         let _ = stdout.flush();
                     }
                     offset = chunk.offset + data.len() as u64;
+                    broken_since = None;
                 }
                 Some(pb::follow_response::Event::Job(job)) => last_job = Some(job),
                 None => {}
@@ -102,10 +110,10 @@ fn finish(job: &pb::Job, offset: u64, out: Output) -> ExitCode {
     job_exit_code(job)
 }
 
-/// Errors that a reconnect may cure.
+/// Errors that a reconnect may cure: the server or the connection went away.
 fn retryable(status: &tonic::Status) -> bool {
     matches!(
         status.code(),
-        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
+        tonic::Code::Unavailable | tonic::Code::Unknown
     )
 }

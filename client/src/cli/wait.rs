@@ -17,7 +17,7 @@ pub struct Args {
 }
 
 pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCode, ClientError> {
-    let timeout = args.timeout.map_or(Duration::MAX / 2, Duration::from_secs);
+    let timeout = args.timeout.map(Duration::from_secs);
     let response = client.wait(&args.job_id, timeout, args.tail).await?;
     print_window(&response, out);
     let job = response.job.unwrap_or_default();

@@ -24,16 +24,13 @@ impl JobManager {
             let runner = entry.runner;
             let changed = entry.changed.subscribe();
             if queued {
+                // Under the same lock as the check, so dispatch cannot take it meanwhile.
+                let outcome = Outcome {
+                    error: "cancelled before it started".into(),
+                    ..Outcome::default()
+                };
+                self.finish_locked(&mut live, id, JobState::Cancelled, outcome, None);
                 drop(live);
-                self.finish(
-                    id,
-                    JobState::Cancelled,
-                    Outcome {
-                        error: "cancelled before it started".into(),
-                        ..Outcome::default()
-                    },
-                    None,
-                );
                 return self.get(id);
             }
             (runner, changed)

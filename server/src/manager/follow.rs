@@ -35,10 +35,10 @@ pub enum FollowEvent {
 }
 
 impl JobManager {
-    /// Checks the request and streams the job: first the job as it is, then output
-    /// chunks in order and the job again on every state change; last the job in its
-    /// terminal state, after the last chunk. The stream stops early if the receiver
-    /// is dropped.
+    /// Checks the request and streams the job: the job whenever its state changes
+    /// (first as it is, unless it is finished already) and the output chunks in
+    /// order; last, once, the job in its terminal state, after the last chunk. The
+    /// stream stops early if the receiver is dropped.
     pub fn follow(
         self: &Arc<Self>,
         id: JobId,
@@ -77,63 +77,71 @@ impl JobManager {
                     }
                 };
                 let terminal = job.state.is_terminal();
-                let mut job_is_last = false;
-                if last_sent_state != Some(job.state) {
+                // The terminal state goes out once, last, after the last byte.
+                if !terminal && last_sent_state != Some(job.state) {
                     last_sent_state = Some(job.state);
-                    if events
-                        .send(Ok(FollowEvent::Job(Box::new(job.clone()))))
-                        .await
-                        .is_err()
-                    {
+                    let update = FollowEvent::Job(Box::new(job.clone()));
+                    if events.send(Ok(update)).await.is_err() {
                         return;
                     }
-                    job_is_last = true;
                 }
                 if file.is_none() {
                     file = File::open(&path).ok();
                 }
                 if let Some(file) = &file {
-                    let mut buffer = vec![0u8; CHUNK];
-                    loop {
-                        let read = match file.read_at(&mut buffer, offset) {
-                            Ok(read) => read,
-                            Err(err) => {
-                                let _ = events.send(Err(err.into())).await;
-                                return;
-                            }
-                        };
-                        if read == 0 {
-                            break;
-                        }
-                        let data = buffer[..read].to_vec();
-                        let chunk = FollowEvent::Output { offset, data };
-                        if events.send(Ok(chunk)).await.is_err() {
+                    match send_to_end(file, &mut offset, &events).await {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err(err) => {
+                            let _ = events.send(Err(err.into())).await;
                             return;
                         }
-                        offset += read as u64;
-                        job_is_last = false;
                     }
                 }
                 if terminal {
-                    if !job_is_last {
-                        let _ = events.send(Ok(FollowEvent::Job(Box::new(job)))).await;
-                    }
+                    let _ = events.send(Ok(FollowEvent::Job(Box::new(job)))).await;
                     return;
                 }
-                match changed.as_mut() {
-                    Some(receiver) => {
-                        if receiver.changed().await.is_err() {
+                // Not live but not terminal cannot happen; do not spin.
+                let Some(receiver) = changed.as_mut() else {
+                    return;
+                };
+                tokio::select! {
+                    result = receiver.changed() => {
+                        if result.is_err() {
                             // Finished: one more round reads the rest.
                             changed = None;
                         }
                     }
-                    None => {
-                        // Not live but not terminal cannot happen; do not spin.
-                        return;
-                    }
+                    // The client left while the job was quiet.
+                    _ = events.closed() => return,
                 }
             }
         });
         Ok(receiver)
+    }
+}
+
+/// Sends the log from `offset` to its current end in chunks, moving `offset` on.
+/// `Ok(false)`: the client has gone.
+async fn send_to_end(
+    file: &File,
+    offset: &mut u64,
+    events: &mpsc::Sender<Result<FollowEvent>>,
+) -> std::io::Result<bool> {
+    let mut buffer = vec![0u8; CHUNK];
+    loop {
+        let read = file.read_at(&mut buffer, *offset)?;
+        if read == 0 {
+            return Ok(true);
+        }
+        let chunk = FollowEvent::Output {
+            offset: *offset,
+            data: buffer[..read].to_vec(),
+        };
+        if events.send(Ok(chunk)).await.is_err() {
+            return Ok(false);
+        }
+        *offset += read as u64;
     }
 }

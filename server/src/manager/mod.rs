@@ -26,7 +26,7 @@ use tokio::sync::watch as signal;
 
 use crate::{
     error::{Error, Result},
-    job::{FailureReason, Job, JobId, JobState, Outcome, Sandbox, now_millis},
+    job::{FailureReason, Job, JobId, JobSpec, JobState, Millis, Outcome, Sandbox, now_millis},
     runner::{
         self, RunnerConfig,
         process::ProcessIdentity,
@@ -34,6 +34,10 @@ use crate::{
     },
     store::{ListFilter, Page, Store},
 };
+
+/// How much prompt and message text one List page may carry, so that a page stays
+/// under the 4 MiB message limit gRPC clients apply by default.
+const MAX_PAGE_BYTES: usize = 3 * 1024 * 1024;
 
 /// The host's policy and limits.
 #[derive(Clone, Debug)]
@@ -138,9 +142,23 @@ impl JobManager {
             .map(|live| live.changed.subscribe())
     }
 
-    /// One page of jobs, newest first.
+    /// One page of jobs, newest first. A page ends early rather than grow past
+    /// `MAX_PAGE_BYTES` of prompts and messages; `next` then continues after it.
     pub fn list(&self, filter: &ListFilter) -> Result<Page> {
         let mut page = self.store.list(filter)?;
+        let mut budget = MAX_PAGE_BYTES;
+        let fits = page.jobs.iter().position(|job| {
+            let cost = job.spec.prompt.len() + job.final_message.len() + 1024;
+            let over = cost > budget;
+            budget = budget.saturating_sub(cost);
+            over
+        });
+        if let Some(fits) = fits.map(|fits| fits.max(1))
+            && fits < page.jobs.len()
+        {
+            page.jobs.truncate(fits);
+            page.next = page.jobs.last().map(|job| job.id);
+        }
         // The store has the state of record; live jobs have fresher details.
         for job in &mut page.jobs {
             if !job.state.is_terminal()
@@ -155,7 +173,7 @@ impl JobManager {
     /// Starts queued jobs while there are free run slots.
     fn dispatch(self: &Arc<Self>) {
         loop {
-            let (id, spec) = {
+            let (id, spec, started_at) = {
                 let mut live = self.live();
                 if live.running >= self.config.max_running {
                     return;
@@ -163,16 +181,21 @@ impl JobManager {
                 let Some(id) = live.queue.pop_front() else {
                     return;
                 };
+                if !live.jobs.contains_key(&id) {
+                    continue;
+                }
                 live.running += 1;
-                let entry = live.jobs.get_mut(&id).expect("queued jobs are live");
+                let entry = live.jobs.get_mut(&id).expect("checked above");
+                let started_at = now_millis();
                 entry.job.state = JobState::Running;
-                entry.job.started_at = Some(now_millis());
+                entry.job.started_at = Some(started_at);
                 entry.changed.send_modify(|version| *version += 1);
-                (id, entry.job.spec.clone())
+                (id, entry.job.spec.clone(), started_at)
             };
-            if let Err(err) = self.launch(id, &spec) {
+            if let Err(err) = self.launch(id, &spec, started_at) {
                 tracing::warn!(job = %id, "could not start the job's runner: {err}");
-                self.finish(
+                // Not `finish`: that would dispatch again, from inside this loop.
+                self.finish_quietly(
                     id,
                     JobState::Failed,
                     Outcome {
@@ -187,8 +210,7 @@ impl JobManager {
     }
 
     /// Starts the runner of a job that has just left the queue.
-    fn launch(self: &Arc<Self>, id: JobId, spec: &crate::job::JobSpec) -> Result<()> {
-        let started_at = self.get(id)?.started_at.unwrap_or_else(now_millis);
+    fn launch(self: &Arc<Self>, id: JobId, spec: &JobSpec, started_at: Millis) -> Result<()> {
         self.store.set_running(id, started_at)?;
         let dir = self.job_dir(id);
         // Watch before the runner writes anything, so no change goes unnoticed.
@@ -196,15 +218,26 @@ impl JobManager {
         let timeout = spec.timeout.unwrap_or(self.config.default_timeout);
         let child = runner::start(&self.config.runner, &dir, spec, timeout)?;
         let pid = child.id().expect("a child that was just spawned has a pid");
+        // The child is not reaped before `on_runner_exit`, so its /proc entry is there.
         let identity = ProcessIdentity::of(pid).ok();
+        if let Some(identity) = identity {
+            // Lets a restarted server adopt the runner even before its first record.
+            if let Err(err) = self.store.set_runner(id, identity) {
+                tracing::warn!(job = %id, "could not store the runner's identity: {err}");
+            }
+        }
         let cancel_now = {
             let mut live = self.live();
-            let entry = live.jobs.get_mut(&id).expect("running jobs are live");
-            entry.runner = identity;
-            entry.cancel_requested
+            match live.jobs.get_mut(&id) {
+                Some(entry) => {
+                    entry.runner = identity;
+                    entry.cancel_requested
+                }
+                None => true,
+            }
         };
-        if cancel_now {
-            identity.map(|runner| runner.signal(libc::SIGTERM));
+        if cancel_now && let Some(runner) = identity {
+            runner.signal(libc::SIGTERM);
         }
         tracing::info!(job = %id, runner = pid, "job started");
         self.clone().on_runner_exit(id, child);
@@ -225,8 +258,13 @@ impl JobManager {
                 self.finish_with_record(id, exit);
             }
             other => {
-                if let Err(err) = other {
+                let status = other.unwrap_or_else(|err| {
                     tracing::warn!(job = %id, "unreadable runner status: {err}");
+                    None
+                });
+                // Without its runner, whatever Codex left running goes too.
+                if let Some(codex) = status.and_then(|status| status.codex) {
+                    codex.kill_session();
                 }
                 self.finish(
                     id,
@@ -267,8 +305,8 @@ impl JobManager {
         }
     }
 
-    /// Moves a live job to its terminal state: stored first, then dropped from the
-    /// live set, so a reader always finds it in one place or the other.
+    /// Moves a live job to its terminal state, then starts what the freed run slot
+    /// allows.
     fn finish(
         self: &Arc<Self>,
         id: JobId,
@@ -276,34 +314,60 @@ impl JobManager {
         outcome: Outcome,
         exit: Option<ExitRecord>,
     ) {
-        {
-            let mut live = self.live();
-            let Some(entry) = live.jobs.get(&id) else {
-                return;
-            };
-            let mut job = entry.job.clone();
-            job.state = state;
-            job.outcome = outcome;
-            job.finished_at = Some(exit.as_ref().map_or_else(now_millis, |e| e.finished_at));
-            if let Some(exit) = exit {
-                job.final_message = exit.final_message;
-            }
-            job.output_size = file_size(&self.log_path(id, OutputStream::Transcript));
-            if let Err(err) = self.store.finish(&job) {
-                // The job stays live, and a restarted server will finish it again.
-                tracing::error!(job = %id, "could not store the finished job: {err}");
-                return;
-            }
-            let entry = live.jobs.remove(&id).expect("checked above");
-            if entry.job.state == JobState::Running {
-                live.running -= 1;
-            }
-            live.queue.retain(|queued| *queued != id);
-            entry.changed.send_modify(|version| *version += 1);
-            tracing::info!(job = %id, state = ?job.state, error = %job.outcome.error, "job finished");
+        if self.finish_quietly(id, state, outcome, exit) {
+            self.dispatch();
         }
-        self.watcher.remove(id);
-        self.dispatch();
+    }
+
+    /// `finish` without dispatching; false if the job was not live.
+    fn finish_quietly(
+        &self,
+        id: JobId,
+        state: JobState,
+        outcome: Outcome,
+        exit: Option<ExitRecord>,
+    ) -> bool {
+        let finished = self.finish_locked(&mut self.live(), id, state, outcome, exit);
+        if finished {
+            self.watcher.remove(id);
+        }
+        finished
+    }
+
+    /// The heart of finishing, under the caller's lock: stored first, then dropped
+    /// from the live set, so a reader always finds the job in one place or the other.
+    fn finish_locked(
+        &self,
+        live: &mut Live,
+        id: JobId,
+        state: JobState,
+        outcome: Outcome,
+        exit: Option<ExitRecord>,
+    ) -> bool {
+        let Some(entry) = live.jobs.get(&id) else {
+            return false;
+        };
+        let mut job = entry.job.clone();
+        job.state = state;
+        job.outcome = outcome;
+        job.finished_at = Some(exit.as_ref().map_or_else(now_millis, |e| e.finished_at));
+        if let Some(exit) = exit {
+            job.final_message = exit.final_message;
+        }
+        job.output_size = file_size(&self.log_path(id, OutputStream::Transcript));
+        if let Err(err) = self.store.finish(&job) {
+            // The job stays live, and a restarted server will finish it again.
+            tracing::error!(job = %id, "could not store the finished job: {err}");
+            return false;
+        }
+        let entry = live.jobs.remove(&id).expect("checked above");
+        if entry.job.state == JobState::Running {
+            live.running -= 1;
+        }
+        live.queue.retain(|queued| *queued != id);
+        entry.changed.send_modify(|version| *version += 1);
+        tracing::info!(job = %id, state = ?job.state, error = %job.outcome.error, "job finished");
+        true
     }
 }
 

@@ -32,8 +32,9 @@ pub struct PollResult {
 
 impl JobManager {
     /// The job and the requested window of its `stream` log, at most `max_bytes`.
-    /// With `wait`, holds on until the job ends, output past the window arrives (for
-    /// `Since`: any byte at or after the offset), or the wait elapses.
+    /// With `wait`, holds on until the job ends, new output arrives (for `Since`: any
+    /// byte at or after the offset; for `Tail`: any byte), the job changes state (for
+    /// `Nothing`), or the wait elapses.
     pub async fn poll(
         self: &Arc<Self>,
         id: JobId,
@@ -67,7 +68,8 @@ impl JobManager {
             let snapshot = (job.state, log.size());
             let news = match request {
                 WindowRequest::Since(_) => !window.bytes.is_empty(),
-                _ => first.is_some_and(|first| first != snapshot),
+                WindowRequest::Tail(_) => first.is_some_and(|first| first != snapshot),
+                WindowRequest::Nothing => first.is_some_and(|(state, _)| state != job.state),
             };
             first.get_or_insert(snapshot);
             let out_of_time = deadline.is_none_or(|deadline| Instant::now() >= deadline);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::watch as signal;
 
 use super::{JobManager, LiveJob};
-use crate::{error::Result, job::JobState};
+use crate::{error::Result, job::JobState, runner::process::ProcessIdentity};
 
 impl JobManager {
     /// Re-queues queued jobs in their order, adopts running jobs whose runner is
@@ -38,23 +38,31 @@ impl JobManager {
             }
         }
         for id in running {
-            let status = match self.job_dir(id).read_status() {
-                Ok(Some(status)) if status.exit.is_none() && status.runner.is_alive() => status,
-                // Ended while the server was down, or vanished: the record decides.
-                _ => {
-                    self.runner_gone(id);
-                    continue;
-                }
+            let status = self.job_dir(id).read_status().unwrap_or(None);
+            if status.as_ref().is_some_and(|status| status.exit.is_some()) {
+                // Ended while the server was down: its record tells how.
+                self.runner_gone(id);
+                continue;
+            }
+            // The runner names itself in its record; before it wrote one, the store
+            // knows it from the launch.
+            let runner = match &status {
+                Some(status) => Some(status.runner),
+                None => self.store.runner(id)?,
             };
-            self.update_live(id, status.thread_id.clone(), status.usage);
+            let Some(runner) = runner.filter(ProcessIdentity::is_alive) else {
+                self.runner_gone(id);
+                continue;
+            };
+            if let Some(status) = status {
+                self.update_live(id, status.thread_id, status.usage);
+            }
             if let Some(entry) = self.live().jobs.get_mut(&id) {
-                entry.runner = Some(status.runner);
+                entry.runner = Some(runner);
             }
             self.watcher.add(id, self.job_dir(id).path())?;
-            match self.adopt(id, status.runner) {
-                Ok(()) => {
-                    tracing::info!(job = %id, runner = status.runner.pid, "adopted running job")
-                }
+            match self.adopt(id, runner) {
+                Ok(()) => tracing::info!(job = %id, runner = runner.pid, "adopted running job"),
                 Err(err) => {
                     tracing::warn!(job = %id, "cannot watch the runner: {err}");
                     self.runner_gone(id);

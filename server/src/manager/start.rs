@@ -22,7 +22,7 @@ impl JobManager {
         spec: JobSpec,
         request_id: Option<String>,
     ) -> Result<(Job, bool)> {
-        self.check_policy(&spec)?;
+        let spec = self.check_policy(spec)?;
         {
             let live = self.live();
             if live.queue.len() >= self.config.max_queued {
@@ -33,12 +33,22 @@ impl JobManager {
             }
         }
         let job = Job::queued(spec, request_id);
-        let retention_start = now_millis() - REQUEST_ID_RETENTION.as_millis() as i64;
-        if let Some(existing) = self.store.insert(&job, retention_start)? {
-            return Ok((self.get(existing.id)?, false));
-        }
-        std::fs::create_dir_all(self.job_dir(job.id).path())?;
         let id = job.id;
+        // The directory first: a stored job always has one.
+        let dir = self.job_dir(id);
+        std::fs::create_dir_all(dir.path())?;
+        let retention_start = now_millis() - REQUEST_ID_RETENTION.as_millis() as i64;
+        match self.store.insert(&job, retention_start) {
+            Ok(None) => {}
+            Ok(Some(existing)) => {
+                let _ = std::fs::remove_dir(dir.path());
+                return Ok((self.get(existing.id)?, false));
+            }
+            Err(err) => {
+                let _ = std::fs::remove_dir(dir.path());
+                return Err(err.into());
+            }
+        }
         {
             let mut live = self.live();
             let (changed, _) = signal::channel(0);
@@ -58,28 +68,23 @@ impl JobManager {
         Ok((self.get(id)?, true))
     }
 
-    /// The host's rules: where jobs may run and how much they may do.
-    fn check_policy(&self, spec: &JobSpec) -> Result<()> {
-        let cwd = &spec.cwd;
-        if !cwd.is_absolute() {
-            return Err(Error::InvalidArgument(format!(
-                "cwd must be an absolute path, got {:?}",
-                cwd.display().to_string()
-            )));
-        }
-        if !cwd.is_dir() {
+    /// The host's rules: where jobs may run and how much they may do. Returns the
+    /// spec to run: with allowed roots, its cwd resolved, so that what was checked
+    /// is what runs even if a symlink on the way changes later.
+    fn check_policy(&self, mut spec: JobSpec) -> Result<JobSpec> {
+        if !spec.cwd.is_dir() {
             return Err(Error::InvalidArgument(format!(
                 "cwd {} is not an existing directory",
-                cwd.display()
+                spec.cwd.display()
             )));
         }
         let roots = &self.config.allowed_cwd_roots;
         if !roots.is_empty() {
-            let real = cwd.canonicalize()?;
+            let real = spec.cwd.canonicalize()?;
             if !roots.iter().any(|root| real.starts_with(root)) {
                 return Err(Error::PermissionDenied(format!(
                     "cwd {} is outside the directories this host allows: {}",
-                    cwd.display(),
+                    spec.cwd.display(),
                     roots
                         .iter()
                         .map(|root| root.display().to_string())
@@ -87,6 +92,7 @@ impl JobManager {
                         .join(", ")
                 )));
             }
+            spec.cwd = real;
         }
         let max = self.config.max_sandbox;
         if spec.sandbox > max {
@@ -96,6 +102,6 @@ impl JobManager {
                 max.name()
             )));
         }
-        Ok(())
+        Ok(spec)
     }
 }

@@ -23,6 +23,7 @@ pub struct ProcessIdentity {
 /// What `/proc/<pid>/stat` says of a process.
 struct Stat {
     state: char,
+    session: u32,
     start_time: u64,
 }
 
@@ -36,16 +37,22 @@ fn stat(pid: u32) -> io::Result<Stat> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat"))?;
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed stat");
-    // Field 3 is the state, field 22 the start time.
+    // Field 3 is the state, field 6 the session, field 22 the start time.
     let state = fields
         .first()
         .and_then(|s| s.chars().next())
         .ok_or_else(bad)?;
-    let start_time = fields
-        .get(19)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(bad)?;
-    Ok(Stat { state, start_time })
+    let number = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(bad)
+    };
+    Ok(Stat {
+        state,
+        session: number(3)? as u32,
+        start_time: number(19)?,
+    })
 }
 
 impl ProcessIdentity {
@@ -68,6 +75,31 @@ impl ProcessIdentity {
         match stat(self.pid) {
             Ok(stat) => stat.start_time == self.start_time && !matches!(stat.state, 'Z' | 'X'),
             Err(_) => false,
+        }
+    }
+
+    /// SIGKILLs every process of the session this process led (it called setsid),
+    /// whether or not the leader still lives. Only processes started after the
+    /// leader count, so a later session that reuses the id is left alone.
+    pub fn kill_session(&self) {
+        let Ok(entries) = fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Ok(stat) = stat(pid)
+                && stat.session == self.pid
+                && stat.start_time >= self.start_time
+            {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
         }
     }
 

@@ -138,7 +138,8 @@ pub struct RunnerStatus {
     /// The runner process, identified so that a reused pid is never mistaken for it.
     pub runner: ProcessIdentity,
     pub started_at: Millis,
-    pub codex_pid: Option<u32>,
+    /// Codex, which leads its own process group.
+    pub codex: Option<ProcessIdentity>,
     pub thread_id: Option<String>,
     pub usage: Option<TokenUsage>,
     /// Codex printed `turn.completed`.
@@ -173,6 +174,9 @@ pub enum Ending {
     CompletedWithoutExit,
     /// Codex could not be started.
     StartFailed,
+    /// The runner could not do its job (it could not write the output, say); it
+    /// ended Codex and everything it started.
+    RunnerFailed,
 }
 
 impl ExitRecord {
@@ -218,6 +222,11 @@ impl ExitRecord {
             (Ending::StartFailed, _, _) => {
                 outcome.failure_reason = Some(FailureReason::StartFailed);
                 outcome.error = detail("codex could not be started".into());
+                JobState::Failed
+            }
+            (Ending::RunnerFailed, _, _) => {
+                outcome.failure_reason = Some(FailureReason::Lost);
+                outcome.error = detail("the job's runner failed and ended it".into());
                 JobState::Failed
             }
         };

@@ -29,6 +29,9 @@ use super::{
 };
 use crate::job::now_millis;
 
+/// The longest event line the runner transcribes; longer ones are kept only raw.
+const MAX_EVENT_LINE: usize = 16 * 1024 * 1024;
+
 /// The signals that ask a runner to cancel its job.
 const CANCEL_SIGNALS: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
 
@@ -50,7 +53,7 @@ pub fn run(dir: &JobDir) -> io::Result<()> {
     };
     dir.write_status(&status, false)?;
 
-    let mut child = match spawn_codex(&command) {
+    let mut child = match spawn_codex(&command, status.runner.pid) {
         Ok(child) => child,
         Err(err) => {
             status.exit = Some(ExitRecord {
@@ -64,18 +67,31 @@ pub fn run(dir: &JobDir) -> io::Result<()> {
             return dir.write_status(&status, true);
         }
     };
-    status.codex_pid = Some(child.id());
-    dir.write_status(&status, false)?;
-
-    let result = Supervisor::new(dir, &command, &mut child, cancel_requests, status)
+    status.codex = ProcessIdentity::of(child.id()).ok();
+    let result = dir
+        .write_status(&status, false)
+        .and_then(|()| Supervisor::new(dir, &command, &mut child, cancel_requests, status.clone()))
         .and_then(|supervisor| supervisor.run());
-    if result.is_err() {
+    if let Err(err) = &result {
+        // End the job rather than leave it running unrecorded, and say why if the
+        // disk still lets us.
         kill_leftovers(child.id() as libc::pid_t);
+        status.exit = Some(ExitRecord {
+            ending: Ending::RunnerFailed,
+            exit_code: None,
+            signal: None,
+            error: Some(err.to_string()),
+            final_message: String::new(),
+            finished_at: now_millis(),
+        });
+        let _ = dir.write_status(&status, true);
     }
     result
 }
 
-fn spawn_codex(command: &RunnerCommand) -> io::Result<Child> {
+/// Starts Codex in a session and process group of its own. `runner_pid` is this
+/// process: Codex is killed if it goes away.
+fn spawn_codex(command: &RunnerCommand, runner_pid: u32) -> io::Result<Child> {
     let stdin = match &command.stdin {
         Some(path) => Stdio::from(File::open(path)?),
         None => Stdio::null(),
@@ -89,11 +105,16 @@ fn spawn_codex(command: &RunnerCommand) -> io::Result<Child> {
         .stderr(Stdio::piped());
     // SAFETY: between fork and exec this only calls async-signal-safe functions.
     unsafe {
-        codex.pre_exec(|| {
+        codex.pre_exec(move || {
             // Its own session and process group, so the whole job can be signalled
             // at once, and with the signals the runner blocks unblocked again.
             if libc::setsid() < 0 {
                 return Err(io::Error::last_os_error());
+            }
+            // Should the runner die, Codex must not run on unwatched.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            if libc::getppid() as u32 != runner_pid {
+                libc::_exit(1);
             }
             let mut none: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut none);
@@ -118,6 +139,8 @@ struct Supervisor<'a> {
     stderr_log: File,
     transcriber: Transcriber,
     partial_line: Vec<u8>,
+    /// Dropping the rest of an event line longer than `MAX_EVENT_LINE`.
+    skipping_line: bool,
     exit_status: Option<ExitStatus>,
     /// Why the runner is ending Codex, once it is.
     ending: Option<Ending>,
@@ -159,6 +182,7 @@ impl<'a> Supervisor<'a> {
             stderr_log: append(OutputStream::Stderr)?,
             transcriber: Transcriber::default(),
             partial_line: Vec::new(),
+            skipping_line: false,
             exit_status: None,
             ending: None,
             timeout_at: Instant::now() + timeout,
@@ -246,22 +270,12 @@ impl<'a> Supervisor<'a> {
                 let read = read_some(self.stdout.as_mut(), buffer)?;
                 if read == 0 {
                     self.stdout = None;
-                    if !self.partial_line.is_empty() {
+                    if !self.partial_line.is_empty() && !self.skipping_line {
                         let line = std::mem::take(&mut self.partial_line);
                         self.transcribe(&[line.as_slice()])?;
                     }
                 } else {
-                    self.events_log.write_all(&buffer[..read])?;
-                    self.partial_line.extend_from_slice(&buffer[..read]);
-                    if let Some(end) = self.partial_line.iter().rposition(|&b| b == b'\n') {
-                        let rest = self.partial_line.split_off(end + 1);
-                        let complete = std::mem::replace(&mut self.partial_line, rest);
-                        let lines: Vec<&[u8]> = complete
-                            .split(|&b| b == b'\n')
-                            .filter(|line| !line.is_empty())
-                            .collect();
-                        self.transcribe(&lines)?;
-                    }
+                    self.take_events(&buffer[..read])?;
                 }
             }
             Source::Stderr => {
@@ -287,6 +301,37 @@ impl<'a> Supervisor<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Keeps Codex's stdout as it came and transcribes each complete event line.
+    fn take_events(&mut self, fresh: &[u8]) -> io::Result<()> {
+        self.events_log.write_all(fresh)?;
+        // Only the new bytes can end a line: never rescan what was kept.
+        let line_end = fresh
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map(|end| self.partial_line.len() + end);
+        self.partial_line.extend_from_slice(fresh);
+        let Some(end) = line_end else {
+            if self.partial_line.len() > MAX_EVENT_LINE && !self.skipping_line {
+                // Too big to hold: it stays in events.jsonl, not in the transcript.
+                self.transcript_log
+                    .write_all(b"! an event too large to transcribe\n")?;
+                self.skipping_line = true;
+            }
+            if self.skipping_line {
+                self.partial_line.clear();
+            }
+            return Ok(());
+        };
+        let rest = self.partial_line.split_off(end + 1);
+        let complete = std::mem::replace(&mut self.partial_line, rest);
+        let mut lines = complete.split(|&b| b == b'\n');
+        if std::mem::take(&mut self.skipping_line) {
+            lines.next(); // the end of the oversized line
+        }
+        let lines: Vec<&[u8]> = lines.filter(|line| !line.is_empty()).collect();
+        self.transcribe(&lines)
     }
 
     /// Adds complete event lines to the transcript, and reports what they changed.

@@ -18,6 +18,8 @@ pub const MAX_TAIL_LINES: u32 = 10_000;
 pub const DEFAULT_MAX_BYTES: usize = 256 * 1024;
 pub const MAX_BYTES: u32 = 4 * 1024 * 1024;
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
+/// The longest job timeout: a week.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 pub const MAX_PAGE_SIZE: u32 = 1000;
 const MAX_LABELS: usize = 16;
@@ -40,20 +42,28 @@ pub fn spec(spec: Option<pb::JobSpec>) -> Result<JobSpec, Error> {
     if spec.prompt.trim().is_empty() {
         return Err(invalid("prompt must not be empty".into()));
     }
+    if spec.prompt.contains('\0') {
+        return Err(invalid("prompt must not contain NUL characters".into()));
+    }
     if spec.prompt.len() > MAX_PROMPT_BYTES {
         return Err(invalid(format!(
             "prompt must be at most {MAX_PROMPT_BYTES} bytes, got {}",
             spec.prompt.len()
         )));
     }
-    if spec.cwd.is_empty() {
-        return Err(invalid(
-            "cwd is required: the absolute path of the directory to run Codex in".into(),
-        ));
-    }
-    if spec.model.len() > MAX_MODEL || spec.model.chars().any(char::is_control) {
+    if !spec.cwd.starts_with('/') || spec.cwd.contains('\0') {
         return Err(invalid(format!(
-            "model must be at most {MAX_MODEL} characters without control characters"
+            "cwd must be the absolute path of the directory to run Codex in, got {:?}",
+            spec.cwd
+        )));
+    }
+    if spec.model.len() > MAX_MODEL
+        || spec.model.starts_with('-')
+        || spec.model.chars().any(char::is_control)
+    {
+        return Err(invalid(format!(
+            "model must be a model name of at most {MAX_MODEL} characters, not starting with '-', got {:?}",
+            spec.model
         )));
     }
     let sandbox = sandbox(spec.sandbox)?;
@@ -63,15 +73,22 @@ pub fn spec(spec: Option<pb::JobSpec>) -> Result<JobSpec, Error> {
         Some(timeout) => Some(
             Duration::try_from(timeout)
                 .ok()
-                .filter(|timeout| *timeout >= Duration::from_secs(1))
-                .ok_or_else(|| invalid("timeout must be at least 1 second".into()))?,
+                .filter(|timeout| (Duration::from_secs(1)..=MAX_TIMEOUT).contains(timeout))
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "timeout must be between 1 and {} seconds, got {} s",
+                        MAX_TIMEOUT.as_secs(),
+                        timeout.seconds
+                    ))
+                })?,
         ),
     };
     let labels = labels(spec.labels.into_iter().collect())?;
-    if !spec.resume_thread_id.is_empty() && !is_token(&spec.resume_thread_id, 128) {
+    // A thread id lands in Codex's argv: only a real UUID can never pass for a flag.
+    let thread = &spec.resume_thread_id;
+    if !thread.is_empty() && (thread.len() != 36 || uuid::Uuid::try_parse(thread).is_err()) {
         return Err(invalid(format!(
-            "resume_thread_id must be a Codex thread id (letters, digits, '-', '_'), got {:?}",
-            spec.resume_thread_id
+            "resume_thread_id must be a Codex thread id (a UUID), got {thread:?}"
         )));
     }
     Ok(JobSpec {
@@ -192,8 +209,9 @@ pub fn wait(wait: Option<prost_types::Duration>) -> Result<Option<Duration>, Err
         .map(Some)
         .ok_or_else(|| {
             invalid(format!(
-                "wait must be between 0 and {} s",
-                MAX_WAIT.as_secs()
+                "wait must be between 0 and {} seconds, got {} s",
+                MAX_WAIT.as_secs(),
+                wait.seconds
             ))
         })
 }

@@ -268,7 +268,7 @@ impl TestServer {
     pub async fn wait_finished(&self, job_id: &str) -> (pb::Job, String) {
         let mut client = self.client().await;
         let response = client
-            .wait(job_id, Duration::from_secs(30), 10_000)
+            .wait(job_id, Some(Duration::from_secs(30)), 10_000)
             .await
             .expect("Poll succeeds");
         let job = response.job.unwrap();
