@@ -12,6 +12,7 @@ use crate::pb;
 
 /// A job, as tools and scripts see it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = plain_integers)]
 pub struct JobView {
     /// The job's id (a UUID v7).
     pub job_id: String,
@@ -52,6 +53,7 @@ pub struct JobView {
 
 /// Token usage from Codex's `turn.completed`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = plain_integers)]
 pub struct Usage {
     pub input_tokens: u64,
     pub cached_input_tokens: u64,
@@ -64,6 +66,20 @@ pub struct JobList {
     pub jobs: Vec<JobView>,
     /// Pass to list again for the next page; null on the last page.
     pub next_page_token: Option<String>,
+}
+
+/// Drops schemars' integer `format`s (`uint64`, `int32`, ...): they are not JSON
+/// Schema formats, and strict clients warn about each one.
+fn plain_integers(schema: &mut schemars::Schema) {
+    if let Some(object) = schema.as_object_mut()
+        && object
+            .get("format")
+            .and_then(|format| format.as_str())
+            .is_some_and(|format| format.starts_with("int") || format.starts_with("uint"))
+    {
+        object.remove("format");
+    }
+    schemars::transform::transform_subschemas(&mut plain_integers, schema);
 }
 
 /// The codex-async `status` of a job state.

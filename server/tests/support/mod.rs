@@ -43,6 +43,59 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     bin
 }
 
+/// The workspace's `target` directory, where tests install the outside tools they
+/// drive (the real Codex CLI, MCP clients).
+pub fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_codex-jobs-server"))
+        .ancestors()
+        .nth(2)
+        .expect("the binary lives in target/<profile>/")
+        .to_path_buf()
+}
+
+/// `target/<dir>/<bin>`, installed by `install` (run in `target/<dir>`'s parent) the
+/// first time. `None` if it is not there and cannot be installed: then the caller
+/// skips, except in CI, where it fails.
+pub fn outside_tool(dir: &str, bin: &str, install: &[&str]) -> Option<PathBuf> {
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALLING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let path = target_dir().join(dir).join(bin);
+    if !path.exists() {
+        let installed = Command::new(install[0])
+            .args(&install[1..])
+            .current_dir(target_dir())
+            .status();
+        if !matches!(installed, Ok(status) if status.success()) || !path.exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must have {dir}/{bin}: `{}` failed",
+                install.join(" ")
+            );
+            eprintln!(
+                "SKIPPED: {dir}/{bin} is not installed and `{}` failed",
+                install.join(" ")
+            );
+            return None;
+        }
+    }
+    Some(path)
+}
+
+/// Python with the official MCP SDK (`mcp` from PyPI), in `target/mcp-venv`.
+pub fn python_with_mcp() -> Option<PathBuf> {
+    outside_tool(
+        "mcp-venv",
+        "bin/python",
+        &[
+            "sh",
+            "-c",
+            "python3 -m venv mcp-venv && mcp-venv/bin/pip install --quiet mcp==1.30.0",
+        ],
+    )
+}
+
 /// How to start a test server.
 pub struct ServerOptions {
     pub args: Vec<String>,

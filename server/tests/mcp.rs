@@ -1,0 +1,499 @@
+//! The MCP bridge, driven by MCP clients this project did not write: the official
+//! Python SDK (`mcp` on PyPI, through `fixtures/mcp_client.py`) and the MCP
+//! Inspector CLI (npm), over stdio, against a real server.
+
+mod support;
+
+use std::{path::Path, process::Command, time::Duration};
+
+use serde_json::{Value, json};
+use support::{ServerOptions, TestServer, pb, process_alive};
+
+/// Runs `steps` in one MCP session with the bridge and returns each step's result.
+/// `None` when the Python SDK cannot be had here (outside CI).
+fn run_steps(bridge_args: &[String], env: Value, steps: Value) -> Option<Vec<Value>> {
+    let python = support::python_with_mcp()?;
+    let scratch = tempfile::tempdir().unwrap();
+    let scenario = scratch.path().join("scenario.json");
+    let bridge = support::workspace_bin("codex-jobs-mcp");
+    let mut env = env;
+    // The SDK starts the bridge with a clean environment plus what we give it.
+    for key in ["PATH", "HOME"] {
+        if let Ok(value) = std::env::var(key) {
+            env[key] = Value::String(value);
+        }
+    }
+    let scenario_json = json!({"command": bridge, "args": bridge_args, "env": env, "steps": steps});
+    std::fs::write(&scenario, scenario_json.to_string()).unwrap();
+    let output = Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mcp_client.py"))
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the MCP client failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+    Some(result["steps"].as_array().unwrap().clone())
+}
+
+/// The bridge's arguments for a test server.
+fn bridge_to(server: &TestServer) -> Vec<String> {
+    vec!["--endpoint".into(), server.endpoint()]
+}
+
+fn call(tool: &str, args: Value) -> Value {
+    json!({"call": tool, "args": args})
+}
+
+#[tokio::test]
+async fn the_tools_are_listed_with_schemas_and_annotations() {
+    let server = TestServer::start().await;
+    let Some(steps) = run_steps(
+        &bridge_to(&server),
+        json!({}),
+        json!([{"list_tools": true}]),
+    ) else {
+        return;
+    };
+    let tools = steps[0]["tools"].as_array().unwrap();
+    let tool = |name: &str| {
+        tools
+            .iter()
+            .find(|tool| tool["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    let names: Vec<&str> = tools
+        .iter()
+        .map(|tool| tool["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    for name in [
+        "codex_start",
+        "codex_poll",
+        "codex_wait",
+        "codex_cancel",
+        "codex_list",
+        "codex_reply",
+    ] {
+        let tool = tool(name);
+        assert_eq!(
+            tool["outputSchema"]["type"], "object",
+            "{name} has an output schema"
+        );
+        assert!(
+            tool["description"].as_str().unwrap().len() > 80,
+            "{name} explains itself"
+        );
+    }
+    for read_only in ["codex_poll", "codex_wait", "codex_list"] {
+        assert_eq!(
+            tool(read_only)["annotations"]["readOnlyHint"],
+            true,
+            "{read_only}"
+        );
+    }
+    assert_eq!(tool("codex_cancel")["annotations"]["destructiveHint"], true);
+    assert_eq!(tool("codex_cancel")["annotations"]["idempotentHint"], true);
+    assert_eq!(tool("codex_start")["annotations"]["readOnlyHint"], false);
+    let start = &tool("codex_start")["inputSchema"];
+    assert_eq!(start["required"], json!(["prompt", "cwd"]));
+    for param in [
+        "approval_policy",
+        "model",
+        "sandbox",
+        "timeout_seconds",
+        "labels",
+        "request_id",
+    ] {
+        assert!(
+            start["properties"].get(param).is_some(),
+            "codex_start takes {param}"
+        );
+    }
+    assert_eq!(
+        tool("codex_poll")["inputSchema"]["properties"]["tail_lines"]["default"],
+        100
+    );
+    assert_eq!(
+        tool("codex_wait")["inputSchema"]["properties"]["timeout_seconds"]["default"],
+        50
+    );
+    assert_eq!(
+        tool("codex_list")["inputSchema"]["properties"]["limit"]["default"],
+        20
+    );
+    assert!(
+        tool("codex_wait")["description"]
+            .as_str()
+            .unwrap()
+            .contains("in a loop")
+    );
+}
+
+#[tokio::test]
+async fn an_agent_starts_waits_with_progress_polls_and_lists() {
+    let server = TestServer::start().await;
+    let cwd = server.work_dir().display().to_string();
+    let steps = json!([
+        call("codex_start", json!({
+            "prompt": "say one\nsleep 1\nsay two\nsleep 1\nsay three",
+            "cwd": cwd, "approval_policy": "auto-edit", "labels": {"by": "mcp"},
+        })),
+        {"call": "codex_wait", "args": {"job_id": "$0.job_id", "timeout_seconds": 30}, "progress": true},
+        call("codex_poll", json!({"job_id": "$0.job_id", "since_offset": "$1.next_offset"})),
+        call("codex_poll", json!({"job_id": "$0.job_id", "tail_lines": 2})),
+        call("codex_list", json!({"limit": 5, "state": "done"})),
+    ]);
+    let Some(results) = run_steps(&bridge_to(&server), json!({}), steps) else {
+        return;
+    };
+    for result in &results {
+        assert_eq!(result["is_error"], false, "{result}");
+        // Text-only clients get the same JSON as text.
+        let text: Value = serde_json::from_str(result["text"].as_str().unwrap()).unwrap();
+        assert_eq!(text, result["structured"]);
+    }
+    let started = &results[0]["structured"];
+    assert!(matches!(
+        started["status"].as_str(),
+        Some("queued" | "running")
+    ));
+    assert_eq!(started["cwd"], cwd);
+
+    let waited = &results[1];
+    assert_eq!(waited["structured"]["status"], "done");
+    assert_eq!(waited["structured"]["exit_code"], 0);
+    assert_eq!(waited["structured"]["final_message"], "three");
+    assert!(waited["structured"]["thread_id"].is_string());
+    assert!(
+        waited["structured"]["usage"]["output_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(
+        waited["structured"]["output"]
+            .as_str()
+            .unwrap()
+            .starts_with("one\ntwo\nthree\n")
+    );
+    // New output arrived as progress while the job ran; progress only goes up.
+    let progress = waited["progress"].as_array().unwrap();
+    let said: String = progress
+        .iter()
+        .map(|p| p["message"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        said.contains("two") && said.contains("three"),
+        "{progress:?}"
+    );
+    let values: Vec<f64> = progress
+        .iter()
+        .map(|p| p["progress"].as_f64().unwrap())
+        .collect();
+    assert!(
+        values.windows(2).all(|pair| pair[0] < pair[1]),
+        "{values:?}"
+    );
+
+    // At the end, since_offset returns nothing new.
+    assert_eq!(results[2]["structured"]["output"], "");
+    assert_eq!(
+        results[2]["structured"]["next_offset"],
+        waited["structured"]["next_offset"]
+    );
+    assert!(
+        results[3]["structured"]["output"]
+            .as_str()
+            .unwrap()
+            .starts_with("three\n-- turn completed")
+    );
+    let jobs = results[4]["structured"]["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0]["job_id"], started["job_id"]);
+    assert_eq!(jobs[0]["labels"]["by"], "mcp");
+    let argv = std::fs::read_to_string(server.argv_log()).unwrap();
+    assert!(
+        argv.contains("-s workspace-write"),
+        "auto-edit maps to workspace-write: {argv}"
+    );
+}
+
+#[tokio::test]
+async fn a_wait_returns_running_at_its_timeout_and_a_cancelled_wait_leaves_the_job_alone() {
+    let server = TestServer::start().await;
+    let cwd = server.work_dir().display().to_string();
+    let steps = json!([
+        call("codex_start", json!({"prompt": "say working\nsleep 60", "cwd": cwd})),
+        call("codex_wait", json!({"job_id": "$0.job_id", "timeout_seconds": 1})),
+        {"call": "codex_wait", "args": {"job_id": "$0.job_id", "timeout_seconds": 50},
+         "cancel_after": 1, "read_timeout": 5},
+        call("codex_poll", json!({"job_id": "$0.job_id"})),
+        call("codex_cancel", json!({"job_id": "$0.job_id"})),
+        call("codex_cancel", json!({"job_id": "$0.job_id"})),
+    ]);
+    let Some(results) = run_steps(&bridge_to(&server), json!({}), steps) else {
+        return;
+    };
+    let timed_out = &results[1];
+    assert_eq!(timed_out["is_error"], false, "{timed_out}");
+    assert_eq!(timed_out["structured"]["status"], "running");
+    let elapsed = timed_out["elapsed"].as_f64().unwrap();
+    assert!(
+        (0.9..10.0).contains(&elapsed),
+        "the wait lasted {elapsed} s"
+    );
+
+    let cancelled_wait = &results[2];
+    assert_eq!(cancelled_wait["cancelled"], true);
+    assert!(
+        cancelled_wait["elapsed"].as_f64().unwrap() < 10.0,
+        "{cancelled_wait}"
+    );
+    assert_eq!(
+        results[3]["structured"]["status"], "running",
+        "the job outlived the cancelled wait"
+    );
+
+    assert_eq!(results[4]["structured"]["status"], "cancelled");
+    assert_eq!(
+        results[5]["structured"], results[4]["structured"],
+        "cancel is idempotent"
+    );
+}
+
+#[tokio::test]
+async fn reply_continues_the_codex_thread_of_an_earlier_job() {
+    let server = TestServer::start().await;
+    let cwd = server.work_dir().display().to_string();
+    let steps = json!([
+        call(
+            "codex_start",
+            json!({"prompt": "say first turn", "cwd": cwd, "model": "gpt-test", "sandbox": "workspace-write"})
+        ),
+        call("codex_wait", json!({"job_id": "$0.job_id"})),
+        call(
+            "codex_reply",
+            json!({"job_id": "$0.job_id", "prompt": "say second turn"})
+        ),
+        call("codex_wait", json!({"job_id": "$2.job_id"})),
+    ]);
+    let Some(results) = run_steps(&bridge_to(&server), json!({}), steps) else {
+        return;
+    };
+    let first = &results[1]["structured"];
+    let second = &results[3]["structured"];
+    assert_ne!(
+        results[2]["structured"]["job_id"], first["job_id"],
+        "a new job"
+    );
+    assert_eq!(second["status"], "done", "{second}");
+    assert_eq!(second["final_message"], "second turn");
+    assert_eq!(second["thread_id"], first["thread_id"]);
+    assert_eq!(second["cwd"], cwd);
+    let argv = std::fs::read_to_string(server.argv_log()).unwrap();
+    let resumed = argv.lines().nth(1).unwrap();
+    let thread = first["thread_id"].as_str().unwrap();
+    assert!(
+        resumed.ends_with(&format!(
+            "-m gpt-test -s workspace-write resume {thread} say second turn"
+        )),
+        "{resumed}"
+    );
+}
+
+#[tokio::test]
+async fn failures_are_tool_errors_that_say_what_to_do() {
+    let server = TestServer::start().await;
+    let cwd = server.work_dir().display().to_string();
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let steps = json!([
+        call("codex_poll", json!({"job_id": unknown})),
+        call("codex_cancel", json!({"job_id": "../../etc/passwd"})),
+        call(
+            "codex_start",
+            json!({"prompt": "hi", "cwd": cwd, "approval_policy": "yolo"})
+        ),
+        call("codex_start", json!({"prompt": "", "cwd": cwd})),
+        call("codex_list", json!({"state": "finished"})),
+        call("codex_poll", json!({})),
+    ]);
+    let Some(results) = run_steps(&bridge_to(&server), json!({}), steps) else {
+        return;
+    };
+    let expected = [
+        format!("no job with id {unknown}. codex_list shows the jobs that exist"),
+        "job id must be a UUID v7".to_string(),
+        "approval_policy must be one of suggest, auto-edit, full-auto; got \"yolo\"".to_string(),
+        "prompt must not be empty".to_string(),
+        "state must be one of queued, running, done, error, cancelled".to_string(),
+        "job_id".to_string(),
+    ];
+    for (result, expected) in results.iter().zip(expected) {
+        assert_eq!(result["is_error"], true, "{result}");
+        assert!(
+            result.get("protocol_error").is_none(),
+            "an ordinary failure is a tool error: {result}"
+        );
+        let text = result["text"].as_str().unwrap();
+        assert!(text.contains(&expected), "{text:?} should say {expected:?}");
+    }
+
+    // A server that is not there: the bridge stays up and says how to start one.
+    let nowhere = vec![
+        "--endpoint".to_string(),
+        format!("unix:{}", server.dir.path().join("none.sock").display()),
+    ];
+    let results = run_steps(
+        &nowhere,
+        json!({}),
+        json!([call("codex_list", json!({})), call("codex_list", json!({}))]),
+    )
+    .unwrap();
+    for result in &results {
+        assert_eq!(result["is_error"], true);
+        let text = result["text"].as_str().unwrap();
+        assert!(text.contains("cannot reach codex-jobs-server"), "{text}");
+        assert!(text.contains("Start it with `codex-jobs-server`"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn with_no_endpoint_the_bridge_starts_a_server_that_outlives_it() {
+    let home = tempfile::tempdir().unwrap();
+    let data_home = home.path().join("data");
+    let work = home.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let env = json!({
+        "XDG_DATA_HOME": data_home,
+        "CODEX_JOBS_CODEX_BIN": support::fake_codex(),
+    });
+    let steps = json!([
+        call(
+            "codex_start",
+            json!({"prompt": "say started for you", "cwd": work})
+        ),
+        call("codex_wait", json!({"job_id": "$0.job_id"})),
+    ]);
+    let Some(results) = run_steps(&[], env, steps) else {
+        return;
+    };
+    assert_eq!(
+        results[1]["structured"]["final_message"], "started for you",
+        "{results:?}"
+    );
+
+    // The bridge has exited; the server it started is still there, with the job.
+    let socket = data_home.join("codex-jobs/codex-jobs.sock");
+    let mut client = support::Client::connect(&format!("unix:{}", socket.display()), None)
+        .await
+        .unwrap();
+    let jobs = client.list(pb::ListRequest::default()).await.unwrap().jobs;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].state(), pb::JobState::Succeeded);
+
+    // Stop it: it is found by the data dir it was started with.
+    let marker = format!("XDG_DATA_HOME={}", data_home.display());
+    let servers = processes_with_env(&marker);
+    assert_eq!(servers.len(), 1, "one server was started: {servers:?}");
+    for pid in servers {
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        support::eventually("the server stops", Duration::from_secs(10), || async move {
+            (!process_alive(pid)).then_some(())
+        })
+        .await;
+    }
+}
+
+/// Processes named codex-jobs-server whose environment holds `entry`.
+fn processes_with_env(entry: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|proc| proc.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            comm.trim() == "codex-jobs-serv"
+                && process_alive(*pid)
+                && environ
+                    .split(|&b| b == 0)
+                    .any(|var| var == entry.as_bytes())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_mcp_inspector_cli_lists_and_calls_the_tools() {
+    let Some(inspector) = support::outside_tool(
+        "mcp-inspector",
+        "node_modules/.bin/mcp-inspector",
+        &[
+            "npm",
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            "--prefix",
+            "mcp-inspector",
+            "@modelcontextprotocol/inspector@0.15.0",
+        ],
+    ) else {
+        return;
+    };
+    let server = TestServer::with(ServerOptions::default()).await;
+    let bridge = support::workspace_bin("codex-jobs-mcp");
+    let inspect = |args: &[&str]| -> Value {
+        let output = Command::new(&inspector)
+            .arg("--cli")
+            .arg(&bridge)
+            .args(["--endpoint", &server.endpoint()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.stderr.is_empty(),
+            "the inspector warned: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let listed = inspect(&["--method", "tools/list"]);
+    assert_eq!(listed["tools"].as_array().unwrap().len(), 6);
+
+    let cwd = format!("cwd={}", server.work_dir().display());
+    let started = inspect(&[
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "codex_start",
+        "--tool-arg",
+        "prompt=say inspected",
+        "--tool-arg",
+        &cwd,
+    ]);
+    assert_eq!(started["isError"], false);
+    let job_id = started["structuredContent"]["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.wait_finished(&job_id).await;
+    let polled = inspect(&[
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "codex_poll",
+        "--tool-arg",
+        &format!("job_id={job_id}"),
+    ]);
+    assert_eq!(polled["structuredContent"]["status"], "done");
+    assert_eq!(polled["structuredContent"]["final_message"], "inspected");
+}
