@@ -101,6 +101,8 @@ pub struct ServerOptions {
     pub args: Vec<String>,
     pub env: HashMap<String, String>,
     pub codex_bin: PathBuf,
+    /// Serve this state dir instead of a fresh one.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {
@@ -112,6 +114,7 @@ impl Default for ServerOptions {
                 .into(),
             env: HashMap::new(),
             codex_bin: fake_codex(),
+            state_dir: None,
         }
     }
 }
@@ -212,8 +215,16 @@ impl TestServer {
         .await;
     }
 
+    /// The server process's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server is running").id()
+    }
+
     pub fn state_dir(&self) -> PathBuf {
-        self.dir.path().join("state")
+        match &self.options.state_dir {
+            Some(dir) => dir.clone(),
+            None => self.dir.path().join("state"),
+        }
     }
 
     /// A directory jobs can run in.

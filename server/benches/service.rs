@@ -1,0 +1,657 @@
+//! The service's speed, memory and scale, measured in one run with the real binaries
+//! on real sockets (loopback TCP) and the fake `codex` of the test fixtures.
+//!
+//!     cargo bench -p codex-jobs-server --bench service            # the full run
+//!     cargo bench -p codex-jobs-server --bench service -- --quick # a few iterations
+//!
+//! Prints one table: each figure as median and p99 (or peak), with its target.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader, Write},
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use codex_jobs_server::{
+    job::{Job, JobSpec, JobState, Sandbox, now_millis},
+    store::Store,
+};
+use support::{Client, ServerOptions, TestServer, pb};
+
+/// How much of everything to do.
+struct Scale {
+    quick: bool,
+    polls: usize,
+    starts: usize,
+    ticks: usize,
+    big_output_bytes: u64,
+    follow_bytes: usize,
+    stored_jobs: usize,
+    running_jobs: usize,
+    cpu_window: Duration,
+    clients: usize,
+    load_window: Duration,
+    bridge_calls: usize,
+}
+
+impl Scale {
+    fn new(quick: bool) -> Scale {
+        if quick {
+            Scale {
+                quick,
+                polls: 50,
+                starts: 5,
+                ticks: 10,
+                big_output_bytes: 20 << 20,
+                follow_bytes: 2 << 20,
+                stored_jobs: 500,
+                running_jobs: 20,
+                cpu_window: Duration::from_secs(1),
+                clients: 10,
+                load_window: Duration::from_millis(500),
+                bridge_calls: 20,
+            }
+        } else {
+            Scale {
+                quick,
+                polls: 2000,
+                starts: 100,
+                ticks: 200,
+                big_output_bytes: 1 << 30,
+                follow_bytes: 200 << 20,
+                stored_jobs: 10_000,
+                running_jobs: 1000,
+                cpu_window: Duration::from_secs(5),
+                clients: 100,
+                load_window: Duration::from_secs(3),
+                bridge_calls: 300,
+            }
+        }
+    }
+}
+
+/// One row of the table.
+struct Row {
+    figure: String,
+    measured: String,
+    target: &'static str,
+}
+
+#[derive(Default)]
+struct Table(Vec<Row>);
+
+impl Table {
+    fn add(&mut self, figure: impl Into<String>, measured: String, target: &'static str) {
+        let row = Row {
+            figure: figure.into(),
+            measured,
+            target,
+        };
+        eprintln!("  {}: {}", row.figure, row.measured);
+        self.0.push(row);
+    }
+
+    fn print(&self) {
+        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        println!("\ncodex-jobs benchmark ({cores} cores, loopback)\n");
+        println!("| figure | measured | target |");
+        println!("|---|---|---|");
+        for row in &self.0 {
+            println!("| {} | {} | {} |", row.figure, row.measured, row.target);
+        }
+    }
+}
+
+/// Median and 99th percentile.
+fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+fn show(duration: Duration) -> String {
+    if duration < Duration::from_millis(1) {
+        format!("{} µs", duration.as_micros())
+    } else {
+        format!("{:.2} ms", duration.as_secs_f64() * 1e3)
+    }
+}
+
+fn show_p50_p99(samples: Vec<Duration>) -> String {
+    let (p50, p99) = percentiles(samples);
+    format!("p50 {}, p99 {}", show(p50), show(p99))
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Memory only this process uses (private clean + dirty pages), in KiB.
+fn private_kib(pid: u32) -> u64 {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    rollup
+        .lines()
+        .filter(|line| line.starts_with("Private_Clean:") || line.starts_with("Private_Dirty:"))
+        .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
+}
+
+/// CPU time a process has used (user + system).
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Duration::from_secs_f64(ticks as f64 / per_second)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn job_dir(server: &TestServer, id: &str) -> std::path::PathBuf {
+    server.state_dir().join("jobs").join(id)
+}
+
+async fn poll_samples(
+    client: &mut Client,
+    request: &pb::PollRequest,
+    count: usize,
+) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let started = Instant::now();
+        client.poll(request.clone()).await.expect("Poll");
+        samples.push(started.elapsed());
+    }
+    samples
+}
+
+fn tail_request(job_id: &str, lines: u32) -> pb::PollRequest {
+    pb::PollRequest {
+        job_id: job_id.into(),
+        window: Some(pb::poll_request::Window::TailLines(lines)),
+        ..Default::default()
+    }
+}
+
+/// Poll: tails of a small and a huge log, and "nothing new" since an offset.
+async fn bench_poll(server: &TestServer, scale: &Scale, table: &mut Table) -> String {
+    let line = "x".repeat(60);
+    let one_mb = server.start_job(&format!("lines 16000 {line}")).await;
+    let (job, _) = server.wait_finished(&one_mb.id).await;
+    let mut client = server.client().await;
+    let samples = poll_samples(&mut client, &tail_request(&one_mb.id, 100), scale.polls).await;
+    let (small_p50, _) = percentiles(samples.clone());
+    table.add(
+        format!(
+            "Poll, tail 100 lines, {} MB of output",
+            job.output_size / 1_000_000
+        ),
+        show_p50_p99(samples),
+        "p50 <= 150 µs, p99 <= 1 ms",
+    );
+
+    // A job with a huge transcript. Generating it through Codex would take many
+    // minutes, so its log is grown directly; Poll reads it exactly as any other.
+    let big = server.start_job("say the start of a long story").await;
+    server.wait_finished(&big.id).await;
+    let path = job_dir(server, &big.id).join("transcript.log");
+    let mut log = std::io::BufWriter::new(
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap(),
+    );
+    let mut written = 0u64;
+    let mut index = 0u64;
+    while written < scale.big_output_bytes {
+        let text = format!("line {index} {line}\n");
+        log.write_all(text.as_bytes()).unwrap();
+        written += text.len() as u64;
+        index += 1;
+    }
+    log.flush().unwrap();
+    drop(log);
+    let samples = poll_samples(&mut client, &tail_request(&big.id, 100), scale.polls).await;
+    let (big_p50, _) = percentiles(samples.clone());
+    table.add(
+        format!("the same, {} MB of output", written / 1_000_000),
+        format!(
+            "{} ({:+.0}% vs 1 MB)",
+            show_p50_p99(samples),
+            (big_p50.as_secs_f64() / small_p50.as_secs_f64() - 1.0) * 100.0
+        ),
+        "within 20% of the 1 MB figure",
+    );
+
+    let nothing_new = pb::PollRequest {
+        job_id: one_mb.id.clone(),
+        window: Some(pb::poll_request::Window::SinceOffset(job.output_size)),
+        ..Default::default()
+    };
+    let samples = poll_samples(&mut client, &nothing_new, scale.polls).await;
+    table.add(
+        "Poll, since offset, nothing new",
+        show_p50_p99(samples),
+        "p50 <= 100 µs",
+    );
+    one_mb.id
+}
+
+/// Start, and Start until the job's first output byte reaches a follower.
+async fn bench_start(server: &TestServer, scale: &Scale, table: &mut Table) {
+    let mut client = server.client().await;
+    let mut start_samples = Vec::new();
+    let mut followable_samples = Vec::new();
+    for _ in 0..scale.starts {
+        let started = Instant::now();
+        let response = client
+            .start(pb::StartRequest {
+                spec: Some(server.spec("say ready")),
+                request_id: String::new(),
+            })
+            .await
+            .expect("Start");
+        start_samples.push(started.elapsed());
+        let job_id = response.job.unwrap().id;
+        let mut stream = client
+            .follow(pb::FollowRequest {
+                job_id: job_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("Follow");
+        loop {
+            let message = stream
+                .message()
+                .await
+                .expect("stream")
+                .expect("output before the end");
+            if let Some(pb::follow_response::Event::Output(_)) = message.event {
+                followable_samples.push(started.elapsed());
+                break;
+            }
+        }
+        server.wait_finished(&job_id).await;
+    }
+    table.add(
+        "Start RPC (fake codex), until the response",
+        show_p50_p99(start_samples),
+        "p50 <= 3 ms",
+    );
+    table.add(
+        "Start until the first output byte reaches a follower",
+        show_p50_p99(followable_samples),
+        "p50 <= 20 ms",
+    );
+}
+
+/// Follow: how soon a line Codex prints reaches a follower, and how fast a follower
+/// catches up on a big log.
+async fn bench_follow(server: &TestServer, scale: &Scale, table: &mut Table) {
+    let job = server
+        .start_job(&format!("ticks {} 0.01", scale.ticks))
+        .await;
+    let mut client = server.client().await;
+    let mut stream = client
+        .follow(pb::FollowRequest {
+            job_id: job.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("Follow");
+    let mut samples = Vec::new();
+    while let Some(message) = stream.message().await.expect("stream") {
+        if let Some(pb::follow_response::Event::Output(chunk)) = message.event {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap();
+            for line in String::from_utf8_lossy(&chunk.data).lines() {
+                if let Ok(printed) = line.parse::<u64>() {
+                    samples.push(now.saturating_sub(Duration::from_nanos(printed)));
+                }
+            }
+        }
+    }
+    table.add(
+        "Follow: a line printed by codex until a follower has it",
+        show_p50_p99(samples),
+        "p50 <= 2 ms, p99 <= 10 ms",
+    );
+
+    let text = "y".repeat(1000);
+    let lines = scale.follow_bytes / 1001;
+    let big = server.start_job(&format!("lines {lines} {text}")).await;
+    server.wait_finished(&big.id).await;
+    let started = Instant::now();
+    let mut stream = client
+        .follow(pb::FollowRequest {
+            job_id: big.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("Follow");
+    let mut bytes = 0usize;
+    while let Some(message) = stream.message().await.expect("stream") {
+        if let Some(pb::follow_response::Event::Output(chunk)) = message.event {
+            bytes += chunk.data.len();
+        }
+    }
+    let rate = bytes as f64 / started.elapsed().as_secs_f64() / 1e6;
+    table.add(
+        format!("Follow throughput, {} MB log", bytes / 1_000_000),
+        format!("{rate:.0} MB/s"),
+        ">= 200 MB/s",
+    );
+}
+
+/// Many pollers at once.
+async fn bench_load(server: &TestServer, job_id: &str, scale: &Scale, table: &mut Table) {
+    let size = server
+        .client()
+        .await
+        .poll(tail_request(job_id, 0))
+        .await
+        .unwrap()
+        .size;
+    let request = pb::PollRequest {
+        job_id: job_id.into(),
+        window: Some(pb::poll_request::Window::SinceOffset(size)),
+        ..Default::default()
+    };
+    let deadline = Instant::now() + scale.load_window;
+    let mut clients = Vec::new();
+    for _ in 0..scale.clients {
+        let mut client = Client::connect(&server.endpoint(), None).await.unwrap();
+        let request = request.clone();
+        clients.push(tokio::spawn(async move {
+            let mut polls = 0u64;
+            while Instant::now() < deadline {
+                client.poll(request.clone()).await.expect("Poll");
+                polls += 1;
+            }
+            polls
+        }));
+    }
+    let started = Instant::now();
+    let mut polls = 0;
+    for client in clients {
+        polls += client.await.unwrap();
+    }
+    let rate = polls as f64 / started.elapsed().as_secs_f64();
+    table.add(
+        format!("{} clients polling at once", scale.clients),
+        format!("{rate:.0} polls/s"),
+        ">= 20,000/s",
+    );
+}
+
+/// `codex_poll` through the MCP bridge, from a client on its stdio.
+async fn bench_bridge(server: &TestServer, job_id: &str, scale: &Scale, table: &mut Table) {
+    let mut bridge = Command::new(support::workspace_bin("codex-jobs-mcp"))
+        .args(["--endpoint", &server.endpoint()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the bridge starts");
+    let mut input = bridge.stdin.take().unwrap();
+    let mut output = BufReader::new(bridge.stdout.take().unwrap());
+    let mut send = |message: serde_json::Value| {
+        writeln!(input, "{message}").unwrap();
+        input.flush().unwrap();
+    };
+    let mut receive = || {
+        let mut line = String::new();
+        output.read_line(&mut line).unwrap();
+        serde_json::from_str::<serde_json::Value>(&line).unwrap()
+    };
+    send(
+        serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "bench", "version": "1"}}}),
+    );
+    receive();
+    send(serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    let mut samples = Vec::new();
+    for id in 1..=scale.bridge_calls + 10 {
+        let started = Instant::now();
+        send(
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "codex_poll", "arguments": {"job_id": job_id, "tail_lines": 100}}}),
+        );
+        let reply = receive();
+        assert_eq!(reply["result"]["isError"], false, "{reply}");
+        // The first calls warm up the bridge's connection.
+        if id > 10 {
+            samples.push(started.elapsed());
+        }
+    }
+    let _ = bridge.kill();
+    let _ = bridge.wait();
+    table.add(
+        "codex_poll through the MCP bridge (stdio), tail 100",
+        show_p50_p99(samples),
+        "p50 < 0.5 ms",
+    );
+}
+
+/// Memory and CPU with many jobs running silently.
+async fn bench_many_running(scale: &Scale, table: &mut Table) {
+    let running = scale.running_jobs.to_string();
+    let server = TestServer::with(ServerOptions::default().args(["--max-running", &running])).await;
+    let mut client = server.client().await;
+    let mut ids = Vec::new();
+    for _ in 0..scale.running_jobs {
+        let response = client
+            .start(pb::StartRequest {
+                spec: Some(server.spec("sleep 120")),
+                request_id: String::new(),
+            })
+            .await
+            .expect("Start");
+        ids.push(response.job.unwrap().id);
+    }
+    // Every runner has started Codex (its record names it).
+    for id in &ids {
+        let status = job_dir(&server, id).join("status.json");
+        support::eventually("the job's codex runs", Duration::from_secs(120), || {
+            let status = status.clone();
+            async move {
+                std::fs::read_to_string(status)
+                    .ok()?
+                    .contains("\"codex\":{")
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = server.pid();
+    let rss = rss_kib(pid);
+    let before = cpu_time(pid);
+    tokio::time::sleep(scale.cpu_window).await;
+    let cpu = (cpu_time(pid) - before).as_secs_f64() / scale.cpu_window.as_secs_f64() * 100.0;
+    let runners: Vec<u64> = ids
+        .iter()
+        .filter_map(|id| {
+            let status = std::fs::read_to_string(job_dir(&server, id).join("status.json")).ok()?;
+            let status: serde_json::Value = serde_json::from_str(&status).ok()?;
+            Some(private_kib(status["runner"]["pid"].as_u64()? as u32))
+        })
+        .collect();
+    let n = scale.running_jobs;
+    table.add(
+        format!("{n} jobs running: server memory"),
+        format!("{} RSS", mib(rss)),
+        "<= 100 MiB RSS",
+    );
+    table.add(
+        format!("{n} jobs running silently: server CPU"),
+        format!("{cpu:.2}% of a core"),
+        "<= 1% of a core",
+    );
+    let mean = runners.iter().sum::<u64>() / runners.len().max(1) as u64;
+    let peak = runners.iter().copied().max().unwrap_or(0);
+    table.add(
+        "memory each runner adds (private pages)",
+        format!("mean {mean} KiB, peak {peak} KiB"),
+        "<= 1 MiB",
+    );
+    let cancels: Vec<_> = ids
+        .into_iter()
+        .map(|id| {
+            let mut client = client.clone();
+            tokio::spawn(async move { client.cancel(&id).await })
+        })
+        .collect();
+    for cancel in cancels {
+        cancel.await.unwrap().expect("Cancel");
+    }
+}
+
+/// Fills a state dir with finished jobs, the way a server that ran them leaves it.
+fn fill_store(state_dir: &Path, count: usize) {
+    std::fs::create_dir_all(state_dir.join("jobs")).unwrap();
+    let store = Store::open(&state_dir.join("jobs.db")).unwrap();
+    for index in 0..count {
+        let spec = JobSpec {
+            prompt: format!("job {index}: make the tests pass"),
+            cwd: "/tmp".into(),
+            model: String::new(),
+            sandbox: Sandbox::WorkspaceWrite,
+            timeout: None,
+            labels: BTreeMap::from([("batch".to_string(), (index % 10).to_string())]),
+            resume_thread_id: String::new(),
+        };
+        let mut job = Job::queued(spec, None);
+        store.insert(&job, 0).unwrap();
+        job.state = JobState::Succeeded;
+        job.started_at = Some(now_millis());
+        job.finished_at = Some(now_millis());
+        job.final_message = "All tests pass.".into();
+        store.finish(&job).unwrap();
+    }
+}
+
+/// How long a fresh server process takes until it answers an RPC.
+async fn time_to_first_rpc(state_dir: &Path) -> Duration {
+    let socket = state_dir.join("bench.sock");
+    let endpoint = format!("unix:{}", socket.display());
+    let started = Instant::now();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_codex-jobs-server"))
+        .arg("--state-dir")
+        .arg(state_dir)
+        .arg("--listen")
+        .arg(&endpoint)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let elapsed = loop {
+        if let Ok(mut client) = Client::connect(&endpoint, None).await
+            && client.list(pb::ListRequest::default()).await.is_ok()
+        {
+            break started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    };
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    server.wait().unwrap();
+    elapsed
+}
+
+/// Startup, empty and with many stored jobs, and List over them.
+async fn bench_store(scale: &Scale, table: &mut Table) {
+    let empty = tempfile::tempdir().unwrap();
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        samples.push(time_to_first_rpc(empty.path()).await);
+    }
+    let empty_start = percentiles(samples).0;
+
+    let full = tempfile::tempdir().unwrap();
+    fill_store(full.path(), scale.stored_jobs);
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        samples.push(time_to_first_rpc(full.path()).await);
+    }
+    let full_start = percentiles(samples).0;
+    table.add(
+        format!(
+            "server start until it answers: empty / {} jobs",
+            scale.stored_jobs
+        ),
+        format!("{} / {}", show(empty_start), show(full_start)),
+        "<= 50 ms / <= 200 ms",
+    );
+
+    // Serve the filled state dir over TCP like the other figures.
+    let server = TestServer::with(ServerOptions {
+        state_dir: Some(full.path().to_path_buf()),
+        ..ServerOptions::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let request = pb::ListRequest {
+        page_size: 20,
+        ..Default::default()
+    };
+    let mut samples = Vec::new();
+    for _ in 0..scale.polls.min(500) {
+        let started = Instant::now();
+        let page = client.list(request.clone()).await.expect("List");
+        samples.push(started.elapsed());
+        assert_eq!(page.jobs.len(), 20);
+    }
+    table.add(
+        format!("List, page of 20, over {} jobs", scale.stored_jobs),
+        show_p50_p99(samples),
+        "p50 <= 1 ms",
+    );
+    let idle = rss_kib(server.pid());
+    table.add(
+        "server idle memory",
+        format!("{} RSS", mib(idle)),
+        "<= 20 MiB RSS",
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let quick = std::env::args().any(|arg| arg == "--quick");
+    let scale = Scale::new(quick);
+    eprintln!("measuring{}...", if scale.quick { " (quick)" } else { "" });
+    let mut table = Table::default();
+    let server = TestServer::with(ServerOptions::default().args(["--max-running", "16"])).await;
+    let small_job = bench_poll(&server, &scale, &mut table).await;
+    bench_start(&server, &scale, &mut table).await;
+    bench_follow(&server, &scale, &mut table).await;
+    bench_load(&server, &small_job, &scale, &mut table).await;
+    bench_bridge(&server, &small_job, &scale, &mut table).await;
+    drop(server);
+    bench_store(&scale, &mut table).await;
+    bench_many_running(&scale, &mut table).await;
+    table.print();
+}
