@@ -81,9 +81,18 @@ CREATE TABLE IF NOT EXISTS job_labels (
 ) WITHOUT ROWID;
 ";
 
-const COLUMNS: &str = "id, state, request_id, created_at, started_at, finished_at, prompt, cwd, \
-     model, sandbox, timeout_ms, resume_thread_id, labels, failure_reason, error, exit_code, \
-     signal, thread_id, final_message, usage, output_size";
+/// The columns a `Job` is read from, in `job_from_row`'s terms.
+macro_rules! job_columns {
+    () => {
+        "id, state, request_id, created_at, started_at, finished_at, prompt, cwd, model, \
+         sandbox, timeout_ms, resume_thread_id, labels, failure_reason, error, exit_code, signal, \
+         thread_id, final_message, usage, output_size"
+    };
+}
+
+const COLUMNS: &str = job_columns!();
+
+const GET_JOB: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = ?1");
 
 impl Store {
     /// Opens (creating if needed) the database at `path`.
@@ -224,14 +233,10 @@ impl Store {
     }
 
     pub fn get(&self, id: JobId) -> Result<Option<Job>> {
-        Ok(self
-            .db()
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
-                [id.to_string()],
-                job_from_row,
-            )
-            .optional()?)
+        let db = self.db();
+        // Poll reads finished jobs here: keep the statement prepared.
+        let mut query = db.prepare_cached(GET_JOB)?;
+        Ok(query.query_row([id.to_string()], job_from_row).optional()?)
     }
 
     /// Jobs that were queued or running, oldest first: what a restarted server

@@ -44,7 +44,8 @@ impl JobManager {
         wait: Option<Duration>,
     ) -> Result<PollResult> {
         let deadline = wait.map(|wait| Instant::now() + wait);
-        let mut changed = self.subscribe(id);
+        // Only a call that may wait needs to hear of changes.
+        let mut changed = wait.and_then(|_| self.subscribe(id));
         // The job's state and the log's size at the first look.
         let mut first: Option<(JobState, u64)> = None;
         loop {
@@ -73,7 +74,7 @@ impl JobManager {
             };
             first.get_or_insert(snapshot);
             let out_of_time = deadline.is_none_or(|deadline| Instant::now() >= deadline);
-            // No receiver: the job is finished and nothing will change.
+            // No receiver: no wait, or the job is finished and nothing will change.
             let Some(receiver) = changed.as_mut() else {
                 return Ok(PollResult { job, window });
             };
