@@ -256,6 +256,24 @@ async fn bench_poll(server: &TestServer, scale: &Scale, table: &mut Table) -> St
         show_p50_p99(samples),
         "p50 <= 100 µs",
     );
+
+    // The floor under the figures above: the same RPC, refused before it touches
+    // the store or a file.
+    let refused = tail_request("not-a-job-id", 100);
+    let mut samples = Vec::with_capacity(scale.polls);
+    for _ in 0..scale.polls {
+        let started = Instant::now();
+        client
+            .poll(refused.clone())
+            .await
+            .expect_err("a malformed id is refused");
+        samples.push(started.elapsed());
+    }
+    table.add(
+        "(floor) a Poll refused as malformed: the gRPC round trip alone",
+        show_p50_p99(samples),
+        "-",
+    );
     one_mb.id
 }
 

@@ -8,7 +8,7 @@ mod reply;
 mod start;
 mod wait;
 
-use codex_jobs_client::{Client, ClientError};
+use codex_jobs_client::{Client, ClientError, json::JobView, pb};
 use rmcp::{
     ServerHandler,
     handler::server::router::tool::ToolRouter,
@@ -82,6 +82,28 @@ impl Bridge {
             }
             result => result.map_err(describe),
         }
+    }
+}
+
+/// The RPCs the tools make, each through `rpc`.
+impl Bridge {
+    async fn poll(&self, request: pb::PollRequest) -> Result<pb::PollResponse, String> {
+        self.rpc(|mut client| {
+            let request = request.clone();
+            async move { client.poll(request).await }
+        })
+        .await
+    }
+
+    /// Starts a job and returns it as the tools show it.
+    async fn start(&self, request: pb::StartRequest) -> Result<JobView, String> {
+        let response = self
+            .rpc(|mut client| {
+                let request = request.clone();
+                async move { client.start(request).await }
+            })
+            .await?;
+        Ok(JobView::from(&response.job.unwrap_or_default()))
     }
 }
 

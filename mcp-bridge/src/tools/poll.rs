@@ -46,12 +46,7 @@ impl Bridge {
             window: Some(window(args.tail_lines, args.since_offset)),
             ..Default::default()
         };
-        let response = self
-            .rpc(|mut client| {
-                let request = request.clone();
-                async move { client.poll(request).await }
-            })
-            .await?;
+        let response = self.poll(request).await?;
         Ok(Json(JobView::from(&response)))
     }
 }

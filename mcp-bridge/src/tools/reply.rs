@@ -35,14 +35,7 @@ impl Bridge {
             job_id: args.job_id.clone(),
             ..Default::default()
         };
-        let earlier = self
-            .rpc(|mut client| {
-                let request = request.clone();
-                async move { client.poll(request).await }
-            })
-            .await?
-            .job
-            .unwrap_or_default();
+        let earlier = self.poll(request).await?.job.unwrap_or_default();
         if earlier.thread_id.is_empty() {
             return Err(format!(
                 "job {} has no Codex conversation to continue: Codex never reported a thread id for it",
@@ -58,12 +51,6 @@ impl Bridge {
             }),
             request_id: String::new(),
         };
-        let response = self
-            .rpc(|mut client| {
-                let request = request.clone();
-                async move { client.start(request).await }
-            })
-            .await?;
-        Ok(Json(JobView::from(&response.job.unwrap_or_default())))
+        self.start(request).await.map(Json)
     }
 }

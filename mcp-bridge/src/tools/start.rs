@@ -83,13 +83,7 @@ impl Bridge {
             }),
             request_id: args.request_id.unwrap_or_default(),
         };
-        let response = self
-            .rpc(|mut client| {
-                let request = request.clone();
-                async move { client.start(request).await }
-            })
-            .await?;
-        Ok(Json(JobView::from(&response.job.unwrap_or_default())))
+        self.start(request).await.map(Json)
     }
 }
 

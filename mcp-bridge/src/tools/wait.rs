@@ -64,12 +64,7 @@ impl Bridge {
             window: Some(window(100, args.since_offset)),
             ..Default::default()
         };
-        let response = self
-            .rpc(|mut client| {
-                let request = request.clone();
-                async move { client.poll(request).await }
-            })
-            .await?;
+        let response = self.poll(request).await?;
         Ok(Json(JobView::from(&response)))
     }
 }
@@ -98,12 +93,7 @@ impl Bridge {
                 wait: offset.map(|_| prost_types::Duration::try_from(left).unwrap_or_default()),
                 ..Default::default()
             };
-            let response = self
-                .rpc(|mut client| {
-                    let request = request.clone();
-                    async move { client.poll(request).await }
-                })
-                .await?;
+            let response = self.poll(request).await?;
             if let (Some(token), false, Some(_)) = (&progress, response.output.is_empty(), offset) {
                 let message = String::from_utf8_lossy(&response.output)
                     .trim_end()
