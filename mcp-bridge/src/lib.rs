@@ -44,7 +44,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Err(err) = bridge.warm_up().await {
         tracing::warn!("{err}");
     }
-    let service = bridge.serve(rmcp::transport::stdio()).await?;
+    // MCP clients start the bridge with pipes: drive them without a thread hop per
+    // message (it falls back to plain stdio otherwise).
+    let service = bridge.serve(rmcp::transport::stdio_pipes()).await?;
     service.waiting().await?;
     Ok(())
 }

@@ -7,11 +7,11 @@
 //! (the runner's exit record stored).
 
 mod cancel;
+mod changes;
 mod follow;
 mod poll;
 mod recover;
 mod start;
-mod watch;
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -22,7 +22,7 @@ use std::{
 
 pub use follow::{FollowEvent, FollowStart};
 pub use poll::{PollResult, WindowRequest};
-use tokio::sync::watch as signal;
+use tokio::sync::watch;
 
 use crate::{
     error::{Error, Result},
@@ -63,7 +63,7 @@ pub struct JobManager {
     store: Store,
     jobs_dir: PathBuf,
     live: Mutex<Live>,
-    watcher: watch::DirWatcher,
+    watcher: changes::DirWatcher,
 }
 
 /// The jobs that are not finished, and the queue.
@@ -78,7 +78,7 @@ struct Live {
 struct LiveJob {
     job: Job,
     /// Bumped whenever the job or its output changes; dropped when it finishes.
-    changed: signal::Sender<u64>,
+    changed: watch::Sender<u64>,
     runner: Option<ProcessIdentity>,
     cancel_requested: bool,
 }
@@ -90,7 +90,7 @@ impl JobManager {
         let jobs_dir = config.state_dir.join("jobs");
         std::fs::create_dir_all(&jobs_dir)?;
         let store = Store::open(&config.state_dir.join("jobs.db"))?;
-        let (watcher, events) = watch::DirWatcher::new()?;
+        let (watcher, events) = changes::DirWatcher::new()?;
         let manager = Arc::new(JobManager {
             config,
             store,
@@ -135,7 +135,7 @@ impl JobManager {
 
     /// A receiver that wakes when the job or its output changes; `None` once the job
     /// is finished (nothing will change any more).
-    fn subscribe(&self, id: JobId) -> Option<signal::Receiver<u64>> {
+    fn subscribe(&self, id: JobId) -> Option<watch::Receiver<u64>> {
         self.live()
             .jobs
             .get(&id)

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::watch as signal;
+use tokio::sync::watch;
 
 use super::{JobManager, LiveJob};
 use crate::{error::Result, job::JobState, runner::process::ProcessIdentity};
@@ -25,7 +25,7 @@ impl JobManager {
                         running.push(id);
                     }
                 }
-                let (changed, _) = signal::channel(0);
+                let (changed, _) = watch::channel(0);
                 live.jobs.insert(
                     id,
                     LiveJob {

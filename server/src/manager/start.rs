@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::sync::watch as signal;
+use tokio::sync::watch;
 
 use super::{JobManager, LiveJob};
 use crate::{
@@ -51,7 +51,7 @@ impl JobManager {
         }
         {
             let mut live = self.live();
-            let (changed, _) = signal::channel(0);
+            let (changed, _) = watch::channel(0);
             live.jobs.insert(
                 id,
                 LiveJob {
