@@ -493,3 +493,34 @@ async fn a_full_queue_refuses_new_jobs() {
     let (job, _) = server.wait_finished(&queued.id).await;
     assert_eq!(job.state(), pb::JobState::Succeeded);
 }
+
+#[tokio::test]
+async fn a_long_poll_on_a_tail_wakes_on_output_and_one_without_a_window_on_the_end() {
+    let server = TestServer::start().await;
+    let job = server.start_job("sleep 1\nsay fresh line\nsleep 1").await;
+    server.wait_for_state(&job.id, pb::JobState::Running).await;
+    let mut client = server.client().await;
+    let wait = Some(prost_types::Duration {
+        seconds: 30,
+        nanos: 0,
+    });
+
+    let mut request = tail(&job.id, 5);
+    request.wait = wait;
+    let woken = client.poll(request).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&woken.output).contains("fresh line"),
+        "{woken:?}"
+    );
+    assert_eq!(woken.job.unwrap().state(), pb::JobState::Running);
+
+    // No window: only a change of state ends the wait, and output does not.
+    let request = pb::PollRequest {
+        job_id: job.id.clone(),
+        wait,
+        ..Default::default()
+    };
+    let ended = client.poll(request).await.unwrap();
+    assert!(ended.output.is_empty());
+    assert_eq!(ended.job.unwrap().state(), pb::JobState::Succeeded);
+}

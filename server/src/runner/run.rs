@@ -29,6 +29,10 @@ use super::{
 };
 use crate::job::now_millis;
 
+/// How long the runner reads Codex's pipes after Codex and everything it started
+/// are gone.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
 /// The longest event line the runner transcribes; longer ones are kept only raw.
 const MAX_EVENT_LINE: usize = 16 * 1024 * 1024;
 
@@ -152,6 +156,8 @@ struct Supervisor<'a> {
     linger_until: Option<Instant>,
     /// SIGTERM was sent: SIGKILL follows then.
     kill_at: Option<Instant>,
+    /// Codex has exited: read what is left in its pipes until then.
+    drain_until: Option<Instant>,
 }
 
 impl<'a> Supervisor<'a> {
@@ -191,6 +197,7 @@ impl<'a> Supervisor<'a> {
             kill_grace: Duration::from_millis(command.kill_grace_ms),
             linger_until: None,
             kill_at: None,
+            drain_until: None,
         })
     }
 
@@ -238,10 +245,16 @@ impl<'a> Supervisor<'a> {
 
     /// Acts on every deadline that has passed and returns how long until the next.
     fn enforce_deadlines(&mut self) -> Option<Duration> {
-        if self.exit_status.is_some() {
-            return None;
-        }
         let now = Instant::now();
+        if let Some(drain_until) = self.drain_until {
+            // Codex is gone. Something outside its process tree (it was handed a pipe
+            // end over a socket, say) may hold the pipes open: stop waiting for them.
+            if now >= drain_until {
+                self.stdout = None;
+                self.stderr = None;
+            }
+            return Some(drain_until.saturating_duration_since(now) + Duration::from_millis(1));
+        }
         if self.kill_at.is_some_and(|at| now >= at) {
             self.signal_codex(libc::SIGKILL);
             self.kill_at = None;
@@ -292,6 +305,7 @@ impl<'a> Supervisor<'a> {
                 // Whatever Codex left behind ends with it; once all of it is gone,
                 // the pipes reach end of file.
                 kill_leftovers(self.child.id() as libc::pid_t);
+                self.drain_until = Some(Instant::now() + DRAIN_GRACE);
             }
             Source::Cancel => {
                 self.cancel_requests.read()?;
