@@ -3,7 +3,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
     time::Duration,
 };
 
@@ -32,24 +32,45 @@ impl Target {
     pub async fn connect(&self) -> Result<Client, ClientError> {
         match Client::connect(&self.endpoint, self.token.as_deref()).await {
             Err(ClientError::Unreachable { .. }) if self.may_autostart => {
-                start_server().map_err(|reason| ClientError::Unreachable {
+                let unreachable = |reason: String| ClientError::Unreachable {
                     endpoint: self.endpoint.clone(),
-                    reason: format!("no server was listening and starting one failed: {reason}"),
+                    reason,
+                };
+                let mut server = start_server().map_err(|reason| {
+                    unreachable(format!(
+                        "no server was listening and starting one failed: {reason}"
+                    ))
                 })?;
-                self.connect_within(Duration::from_secs(10)).await
+                let connected = self.connect_while_running(&mut server).await;
+                // Reap it if it ever exits while the bridge runs.
+                std::thread::spawn(move || server.wait());
+                connected.map_err(unreachable)
             }
             result => result,
         }
     }
 
-    async fn connect_within(&self, patience: Duration) -> Result<Client, ClientError> {
-        let deadline = tokio::time::Instant::now() + patience;
+    /// Retries for a while after starting a server, giving up at once if it exits.
+    async fn connect_while_running(&self, server: &mut Child) -> Result<Client, String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             match Client::connect(&self.endpoint, self.token.as_deref()).await {
-                Err(ClientError::Unreachable { .. }) if tokio::time::Instant::now() < deadline => {
+                Ok(client) => return Ok(client),
+                Err(err) => {
+                    if let Ok(Some(status)) = server.try_wait() {
+                        let log = codex_jobs_client::default_state_dir().join("server.log");
+                        return Err(format!(
+                            "the codex-jobs-server the bridge started exited ({status}); see {}",
+                            log.display()
+                        ));
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(format!(
+                            "the codex-jobs-server the bridge started does not answer: {err}"
+                        ));
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                result => return result,
             }
         }
     }
@@ -68,7 +89,7 @@ fn server_bin() -> PathBuf {
 /// own, so it outlives the bridge and the agent that started the bridge. Its log
 /// goes to `server.log` in the default state dir; stdout is the MCP protocol and
 /// must stay clean.
-fn start_server() -> Result<(), String> {
+fn start_server() -> Result<Child, String> {
     use std::os::unix::process::CommandExt;
     let state_dir = codex_jobs_client::default_state_dir();
     std::fs::create_dir_all(&state_dir).map_err(|err| format!("{}: {err}", state_dir.display()))?;
@@ -88,13 +109,11 @@ fn start_server() -> Result<(), String> {
             Ok(())
         })
     };
-    let mut child = server
+    let child = server
         .spawn()
         .map_err(|err| format!("{}: {err}", bin.display()))?;
     tracing::info!(pid = child.id(), "started {}", bin.display());
-    // Reap it if it ever exits while the bridge runs.
-    std::thread::spawn(move || child.wait());
-    Ok(())
+    Ok(child)
 }
 
 fn open_log(path: &Path) -> Result<std::fs::File, String> {

@@ -39,6 +39,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("cannot create the state dir {}", state_dir.display()))?;
     std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700))?;
+    // One server per state dir: a second one would run the same queued jobs again.
+    let _only_server = lock_state_dir(&state_dir)?;
     let allowed_cwd_roots = args
         .allowed_cwd_roots
         .iter()
@@ -107,6 +109,22 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     })
     .await;
     Ok(())
+}
+
+/// Takes the state dir's lock for as long as the returned file stays open.
+fn lock_state_dir(state_dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let path = state_dir.join("server.lock");
+    let file = std::fs::File::create(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    // SAFETY: flock only takes a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        anyhow::bail!(
+            "another codex-jobs-server is already using the state dir {}",
+            state_dir.display()
+        );
+    }
+    Ok(file)
 }
 
 /// `codex-jobs-runner`, installed next to this server's executable.

@@ -20,6 +20,14 @@ use crate::runner::process::ProcessIdentity;
 #[error("job store: {0}")]
 pub struct StoreError(#[from] rusqlite::Error);
 
+impl StoreError {
+    /// The database could not grow: the disk (or its quota) is full.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(&self.0, rusqlite::Error::SqliteFailure(failure, _)
+            if failure.code == rusqlite::ErrorCode::DiskFull)
+    }
+}
+
 type Result<T> = std::result::Result<T, StoreError>;
 
 /// What List returns: one page, newest first.
@@ -175,6 +183,19 @@ impl Store {
             params![id.to_string(), started_at],
         )?;
         Ok(())
+    }
+
+    /// The job created with `request_id` at or after `since`, if any.
+    pub fn find_request(&self, request_id: &str, since: Millis) -> Result<Option<Job>> {
+        let db = self.db();
+        let mut query = db.prepare_cached(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE request_id = ?1 AND created_at >= ?2"
+        ))?;
+        Ok(query
+            .query_row(params![request_id, since], job_from_row)
+            .optional()?)
     }
 
     /// Records a job's terminal state and everything its run produced.

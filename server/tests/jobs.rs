@@ -478,7 +478,15 @@ async fn a_full_queue_refuses_new_jobs() {
     server
         .wait_for_state(&running.id, pb::JobState::Running)
         .await;
-    let queued = server.start_job("say waiting").await;
+    let queued = client
+        .start(pb::StartRequest {
+            spec: Some(server.spec("say waiting")),
+            request_id: "queued-once".into(),
+        })
+        .await
+        .unwrap()
+        .job
+        .unwrap();
     assert_eq!(queued.state(), pb::JobState::Queued);
     let err = client
         .start(pb::StartRequest {
@@ -489,6 +497,16 @@ async fn a_full_queue_refuses_new_jobs() {
         .unwrap_err();
     assert!(err.to_string().contains("the queue is full"), "{err}");
     assert_eq!(code(err), Code::ResourceExhausted);
+    // A retry of a Start that got through gets its job back, full queue or not.
+    let retried = client
+        .start(pb::StartRequest {
+            spec: Some(server.spec("say waiting")),
+            request_id: queued.request_id.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(!retried.created);
+    assert_eq!(retried.job.unwrap().id, queued.id);
     client.cancel(&running.id).await.unwrap();
     let (job, _) = server.wait_finished(&queued.id).await;
     assert_eq!(job.state(), pb::JobState::Succeeded);

@@ -342,6 +342,23 @@ async fn failures_are_tool_errors_that_say_what_to_do() {
         assert!(text.contains(&expected), "{text:?} should say {expected:?}");
     }
 
+    // Replying to a job that is still running would run two Codex on one thread.
+    let steps = json!([
+        call("codex_start", json!({"prompt": "sleep 30", "cwd": cwd})),
+        call(
+            "codex_reply",
+            json!({"job_id": "$0.job_id", "prompt": "and then?"})
+        ),
+        call("codex_cancel", json!({"job_id": "$0.job_id"})),
+    ]);
+    let results = run_steps(&bridge_to(&server), json!({}), steps).unwrap();
+    assert_eq!(results[1]["is_error"], true);
+    let text = results[1]["text"].as_str().unwrap();
+    assert!(
+        text.contains("is still running: wait for it to finish (codex_wait)"),
+        "{text}"
+    );
+
     // A server that is not there: the bridge stays up and says how to start one.
     let nowhere = vec![
         "--endpoint".to_string(),

@@ -99,3 +99,24 @@ async fn a_second_server_does_not_steal_a_live_socket() {
         String::from_utf8_lossy(&output.stderr).contains("another server is already listening")
     );
 }
+
+#[tokio::test]
+async fn a_second_server_does_not_take_over_a_state_dir_in_use() {
+    let server = TestServer::start().await;
+    let output = Command::new(env!("CARGO_BIN_EXE_codex-jobs-server"))
+        .arg("--state-dir")
+        .arg(server.state_dir())
+        .arg("--listen")
+        .arg(format!(
+            "unix:{}",
+            server.dir.path().join("second.sock").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("another codex-jobs-server is already using the state dir"),
+        "{stderr}"
+    );
+}

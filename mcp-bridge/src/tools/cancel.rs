@@ -16,8 +16,9 @@ pub struct CancelArgs {
 #[tool_router(router = cancel_router, vis = "pub(super)")]
 impl Bridge {
     /// Cancel a Codex job: a queued job never starts; a running one is stopped with
-    /// everything it started. Returns the job once it has stopped (status cancelled).
-    /// A job that already ended is returned unchanged.
+    /// everything it started. Returns the job once it has stopped, usually with status
+    /// cancelled (a job that was already ending, timed out or finishing its turn, keeps
+    /// that outcome). A job that already ended is returned unchanged.
     #[tool(annotations(
         read_only_hint = false,
         destructive_hint = true,

@@ -95,8 +95,12 @@ impl Bridge {
         .await
     }
 
-    /// Starts a job and returns it as the tools show it.
-    async fn start(&self, request: pb::StartRequest) -> Result<JobView, String> {
+    /// Starts a job and returns it as the tools show it. A request without an id
+    /// gets one, so that `rpc`'s retry can never start the job twice.
+    async fn start(&self, mut request: pb::StartRequest) -> Result<JobView, String> {
+        if request.request_id.is_empty() {
+            request.request_id = format!("codex-jobs-mcp-{}", uuid::Uuid::now_v7());
+        }
         let response = self
             .rpc(|mut client| {
                 let request = request.clone();

@@ -20,7 +20,7 @@ impl Bridge {
     /// Continue the Codex conversation of an earlier job (`codex exec resume`): starts
     /// a new job in the same directory, with the same model and sandbox, that
     /// remembers everything the earlier one did. Returns the new job at once; wait for
-    /// it with codex_wait. The earlier job should have finished.
+    /// it with codex_wait. The earlier job must have finished.
     #[tool(annotations(
         read_only_hint = false,
         destructive_hint = false,
@@ -36,6 +36,13 @@ impl Bridge {
             ..Default::default()
         };
         let earlier = self.poll(request).await?.job.unwrap_or_default();
+        if !codex_jobs_client::is_finished(&earlier) {
+            return Err(format!(
+                "job {} is still {}: wait for it to finish (codex_wait) before replying",
+                args.job_id,
+                codex_jobs_client::json::status(earlier.state())
+            ));
+        }
         if earlier.thread_id.is_empty() {
             return Err(format!(
                 "job {} has no Codex conversation to continue: Codex never reported a thread id for it",

@@ -72,6 +72,8 @@ struct Live {
     jobs: HashMap<JobId, LiveJob>,
     queue: VecDeque<JobId>,
     running: usize,
+    /// Queue places held by Starts that are storing their job.
+    reserved: usize,
 }
 
 /// A queued or running job.

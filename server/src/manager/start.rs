@@ -22,24 +22,23 @@ impl JobManager {
         spec: JobSpec,
         request_id: Option<String>,
     ) -> Result<(Job, bool)> {
-        let spec = self.check_policy(spec)?;
+        let retention_start = now_millis() - REQUEST_ID_RETENTION.as_millis() as i64;
+        // A retry gets its job back whatever has changed since (a full queue, say).
+        if let Some(request_id) = &request_id
+            && let Some(existing) = self.store.find_request(request_id, retention_start)?
         {
-            let live = self.live();
-            if live.queue.len() >= self.config.max_queued {
-                return Err(Error::ResourceExhausted(format!(
-                    "the queue is full ({} jobs waiting); try again when jobs have finished",
-                    live.queue.len()
-                )));
-            }
+            return Ok((self.get(existing.id)?, false));
         }
+        let spec = self.check_policy(spec)?;
+        let _slot = self.reserve_queue_slot()?;
         let job = Job::queued(spec, request_id);
         let id = job.id;
         // The directory first: a stored job always has one.
         let dir = self.job_dir(id);
         std::fs::create_dir_all(dir.path())?;
-        let retention_start = now_millis() - REQUEST_ID_RETENTION.as_millis() as i64;
         match self.store.insert(&job, retention_start) {
             Ok(None) => {}
+            // A concurrent Start with the same request id came first.
             Ok(Some(existing)) => {
                 let _ = std::fs::remove_dir(dir.path());
                 return Ok((self.get(existing.id)?, false));
@@ -66,6 +65,20 @@ impl JobManager {
         tracing::info!(job = %id, "job queued");
         self.dispatch();
         Ok((self.get(id)?, true))
+    }
+
+    /// Holds a place in the queue for a job being stored, so that concurrent Starts
+    /// cannot together overfill it.
+    fn reserve_queue_slot(&self) -> Result<QueueSlot<'_>> {
+        let mut live = self.live();
+        let waiting = live.queue.len() + live.reserved;
+        if waiting >= self.config.max_queued {
+            return Err(Error::ResourceExhausted(format!(
+                "the queue is full ({waiting} jobs waiting); try again when jobs have finished"
+            )));
+        }
+        live.reserved += 1;
+        Ok(QueueSlot(self))
     }
 
     /// The host's rules: where jobs may run and how much they may do. Returns the
@@ -103,5 +116,15 @@ impl JobManager {
             )));
         }
         Ok(spec)
+    }
+}
+
+/// A reserved place in the queue, given back when dropped (the job is queued by then,
+/// or was never stored).
+struct QueueSlot<'a>(&'a JobManager);
+
+impl Drop for QueueSlot<'_> {
+    fn drop(&mut self) {
+        self.0.live().reserved -= 1;
     }
 }

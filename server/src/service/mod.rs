@@ -27,6 +27,9 @@ impl From<Error> for Status {
             Error::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
                 Status::resource_exhausted(format!("the server's disk is full: {io}"))
             }
+            Error::Store(store) if store.is_disk_full() => {
+                Status::resource_exhausted(format!("the server's disk is full: {store}"))
+            }
             Error::Store(_) | Error::Io(_) => {
                 tracing::error!("internal error: {err}");
                 Status::internal(err.to_string())
