@@ -12,7 +12,7 @@ use support::{ServerOptions, TestServer, pb, process_alive};
 /// Runs `steps` in one MCP session with the bridge and returns each step's result.
 /// `None` when the Python SDK cannot be had here (outside CI).
 fn run_steps(bridge_args: &[String], env: Value, steps: Value) -> Option<Vec<Value>> {
-    let python = support::python_with_mcp()?;
+    let python = support::python()?;
     let scratch = tempfile::tempdir().unwrap();
     let scenario = scratch.path().join("scenario.json");
     let bridge = support::workspace_bin("codex-jobs-mcp");

@@ -83,15 +83,16 @@ pub fn outside_tool(dir: &str, bin: &str, install: &[&str]) -> Option<PathBuf> {
     Some(path)
 }
 
-/// Python with the official MCP SDK (`mcp` from PyPI), in `target/mcp-venv`.
-pub fn python_with_mcp() -> Option<PathBuf> {
+/// Python with the clients the tests drive, from PyPI: the official MCP SDK (`mcp`)
+/// and gRPC (`grpcio-tools`), in `target/py-venv`.
+pub fn python() -> Option<PathBuf> {
     outside_tool(
-        "mcp-venv",
+        "py-venv",
         "bin/python",
         &[
             "sh",
             "-c",
-            "python3 -m venv mcp-venv && mcp-venv/bin/pip install --quiet mcp==1.30.0",
+            "python3 -m venv py-venv && py-venv/bin/pip install --quiet mcp==1.30.0 grpcio-tools==1.85.1",
         ],
     )
 }
