@@ -293,6 +293,7 @@ async fn bench_start(server: &TestServer, scale: &Scale, table: &mut Table) {
             .expect("Start");
         start_samples.push(started.elapsed());
         let job_id = response.job.unwrap().id;
+        // On the open connection: connecting is not part of the figure.
         let mut stream = client
             .follow(pb::FollowRequest {
                 job_id: job_id.clone(),
@@ -332,13 +333,7 @@ async fn bench_follow(server: &TestServer, scale: &Scale, table: &mut Table) {
         .start_job(&format!("ticks {} 0.01", scale.ticks))
         .await;
     let mut client = server.client().await;
-    let mut stream = client
-        .follow(pb::FollowRequest {
-            job_id: job.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("Follow");
+    let mut stream = server.follow(&job.id).await;
     let mut samples = Vec::new();
     while let Some(message) = stream.message().await.expect("stream") {
         if let Some(pb::follow_response::Event::Output(chunk)) = message.event {
@@ -363,6 +358,7 @@ async fn bench_follow(server: &TestServer, scale: &Scale, table: &mut Table) {
     let big = server.start_job(&format!("lines {lines} {text}")).await;
     server.wait_finished(&big.id).await;
     let started = Instant::now();
+    // On the open connection: connecting is not part of the figure.
     let mut stream = client
         .follow(pb::FollowRequest {
             job_id: big.id.clone(),

@@ -70,14 +70,7 @@ async fn jobs_survive_a_server_killed_mid_run_with_true_exit_codes_and_whole_out
     assert_eq!(transcript, "before the crash\nafter the crash\n");
 
     // The job that outlived the crash is adopted and can still be followed to its end.
-    let mut client = server.client().await;
-    let mut stream = client
-        .follow(pb::FollowRequest {
-            job_id: outlives.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let mut stream = server.follow(&outlives.id).await;
     let mut bytes = Vec::new();
     let mut last_job = None;
     while let Some(message) = stream.message().await.unwrap() {

@@ -90,13 +90,7 @@ async fn follow_delivers_each_line_as_it_is_written() {
     let server = TestServer::start().await;
     let job = server.start_job("say early bird\nsleep 30").await;
     let mut client = server.client().await;
-    let mut stream = client
-        .follow(pb::FollowRequest {
-            job_id: job.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let mut stream = server.follow(&job.id).await;
     // The line arrives while the job is still running, long before it would end.
     let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         loop {
@@ -159,14 +153,7 @@ async fn a_follower_that_reconnects_at_its_offset_loses_and_repeats_nothing() {
         .start_job("lines 20000 first half\nsleep 0.5\nlines 20000 second half")
         .await;
     // Read part of the stream, then hang up mid-job.
-    let mut client = server.client().await;
-    let mut stream = client
-        .follow(pb::FollowRequest {
-            job_id: job.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let mut stream = server.follow(&job.id).await;
     let mut received = Vec::new();
     while received.len() < 100_000 {
         if let Some(pb::follow_response::Event::Output(chunk)) =
@@ -177,7 +164,6 @@ async fn a_follower_that_reconnects_at_its_offset_loses_and_repeats_nothing() {
         }
     }
     drop(stream);
-    drop(client);
 
     // Resume where we stopped, on a new connection.
     let start = Some(pb::follow_request::Start::FromOffset(received.len() as u64));

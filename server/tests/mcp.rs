@@ -445,19 +445,10 @@ fn processes_with_env(entry: &str) -> Vec<i32> {
 
 #[tokio::test]
 async fn the_mcp_inspector_cli_lists_and_calls_the_tools() {
-    let Some(inspector) = support::outside_tool(
+    let Some(inspector) = support::npm_tool(
         "mcp-inspector",
-        "node_modules/.bin/mcp-inspector",
-        &[
-            "npm",
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-            "--prefix",
-            "mcp-inspector",
-            "@modelcontextprotocol/inspector@0.15.0",
-        ],
+        "mcp-inspector",
+        "@modelcontextprotocol/inspector@0.15.0",
     ) else {
         return;
     };

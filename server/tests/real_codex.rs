@@ -20,20 +20,7 @@ fn real_codex() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("CODEX_JOBS_TEST_CODEX") {
         return Some(path.into());
     }
-    support::outside_tool(
-        "real-codex",
-        "node_modules/.bin/codex",
-        &[
-            "npm",
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-            "--prefix",
-            "real-codex",
-            CODEX_PACKAGE,
-        ],
-    )
+    support::npm_tool("real-codex", "codex", CODEX_PACKAGE)
 }
 
 /// The mock Responses API, stopped on drop.

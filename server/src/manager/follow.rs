@@ -63,6 +63,8 @@ impl JobManager {
         tokio::spawn(async move {
             let mut changed = manager.subscribe(id);
             let mut file: Option<File> = None;
+            // One buffer for the whole stream, not one per wake-up.
+            let mut buffer = vec![0u8; CHUNK];
             let mut last_sent_state = None;
             loop {
                 if let Some(changed) = changed.as_mut() {
@@ -89,7 +91,7 @@ impl JobManager {
                     file = File::open(&path).ok();
                 }
                 if let Some(file) = &file {
-                    match send_to_end(file, &mut offset, &events).await {
+                    match send_to_end(file, &mut offset, &mut buffer, &events).await {
                         Ok(true) => {}
                         Ok(false) => return,
                         Err(err) => {
@@ -127,11 +129,11 @@ impl JobManager {
 async fn send_to_end(
     file: &File,
     offset: &mut u64,
+    buffer: &mut [u8],
     events: &mpsc::Sender<Result<FollowEvent>>,
 ) -> std::io::Result<bool> {
-    let mut buffer = vec![0u8; CHUNK];
     loop {
-        let read = file.read_at(&mut buffer, *offset)?;
+        let read = file.read_at(buffer, *offset)?;
         if read == 0 {
             return Ok(true);
         }

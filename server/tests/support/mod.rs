@@ -83,6 +83,21 @@ pub fn outside_tool(dir: &str, bin: &str, install: &[&str]) -> Option<PathBuf> {
     Some(path)
 }
 
+/// The executable `bin` of the npm `package`, installed into `target/<dir>`.
+pub fn npm_tool(dir: &str, bin: &str, package: &str) -> Option<PathBuf> {
+    let install = [
+        "npm",
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+        "--prefix",
+        dir,
+        package,
+    ];
+    outside_tool(dir, &format!("node_modules/.bin/{bin}"), &install)
+}
+
 /// Python with the clients the tests drive, from PyPI: the official MCP SDK (`mcp`)
 /// and gRPC (`grpcio-tools`), in `target/py-venv`.
 pub fn python() -> Option<PathBuf> {
@@ -326,6 +341,18 @@ impl TestServer {
             .expect("Start succeeds")
             .job
             .expect("Start returns the job")
+    }
+
+    /// Follows a job's transcript from its beginning.
+    pub async fn follow(&self, job_id: &str) -> tonic::Streaming<pb::FollowResponse> {
+        self.client()
+            .await
+            .follow(pb::FollowRequest {
+                job_id: job_id.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("Follow succeeds")
     }
 
     /// Long-polls until the job is finished (at most 30 s) and returns it with its
