@@ -25,15 +25,25 @@ async fn jobs_survive_a_server_killed_mid_run_with_true_exit_codes_and_whole_out
         server.wait_for_state(&job.id, pb::JobState::Running).await;
     }
     let lost_grandchild = server.pid_file("grandchild.pid").await;
-    let status = std::fs::read_to_string(
-        server
-            .state_dir()
-            .join("jobs")
-            .join(&lost.id)
-            .join("status.json"),
+    // The runner records Codex's identity right after starting it.
+    let status_file = server
+        .state_dir()
+        .join("jobs")
+        .join(&lost.id)
+        .join("status.json");
+    let status: serde_json::Value = support::eventually(
+        "the lost job's runner names its codex",
+        std::time::Duration::from_secs(20),
+        || {
+            let status_file = status_file.clone();
+            async move {
+                let status: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(status_file).ok()?).ok()?;
+                status["codex"]["pid"].is_i64().then_some(status)
+            }
+        },
     )
-    .unwrap();
-    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    .await;
     let lost_runner = status["runner"]["pid"].as_i64().unwrap() as i32;
     let lost_codex = status["codex"]["pid"].as_i64().unwrap() as i32;
 
