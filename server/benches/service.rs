@@ -6,8 +6,7 @@
 //!
 //! Prints one table: each figure as median and p99 (or peak), with its target.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use codex_jobs_test_support as support;
 
 use std::{
     collections::BTreeMap,
@@ -565,7 +564,7 @@ mod bare {
 
 /// `codex_poll` through the MCP bridge, from a client on its stdio.
 async fn bench_bridge(server: &TestServer, job_id: &str, scale: &Scale, table: &mut Table) {
-    let mut bridge = Command::new(support::workspace_bin("codex-jobs-mcp"))
+    let mut bridge = Command::new(support::bin("codex-jobs-mcp"))
         .args(["--endpoint", &server.endpoint()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -716,7 +715,7 @@ async fn time_to_first_rpc(state_dir: &Path) -> Duration {
     let socket = state_dir.join("bench.sock");
     let endpoint = format!("unix:{}", socket.display());
     let started = Instant::now();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_codex-jobs-server"))
+    let mut server = Command::new(support::bin("codex-jobs-server"))
         .arg("--state-dir")
         .arg(state_dir)
         .arg("--listen")

@@ -27,6 +27,15 @@ pub struct ServerArgs {
     #[arg(long, env = "CODEX_JOBS_CODEX_BIN", default_value = "codex")]
     pub codex_bin: PathBuf,
 
+    /// The codex-jobs-runner executable [default: the one next to this server]
+    #[arg(long, env = "CODEX_JOBS_RUNNER_BIN", value_name = "FILE")]
+    pub runner_bin: Option<PathBuf>,
+
+    /// Once listening, write the addresses (one per line, a TCP port 0 as the port
+    /// it got) to this file, for supervisors and scripts.
+    #[arg(long, value_name = "FILE")]
+    pub ready_file: Option<PathBuf>,
+
     /// Jobs that run at once; later ones wait in a first-in, first-out queue.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_running: u32,

@@ -65,6 +65,31 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Every state, in the order a job moves through them.
+    pub const ALL: [JobState; 5] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
+    /// The lower-case name the store and messages use.
+    pub fn name(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// The state named `name`.
+    pub fn from_name(name: &str) -> Option<JobState> {
+        Self::ALL.into_iter().find(|state| state.name() == name)
+    }
+
     /// True for the states a job never leaves.
     pub fn is_terminal(self) -> bool {
         matches!(
@@ -83,6 +108,32 @@ pub enum FailureReason {
     TimedOut,
     StartFailed,
     Lost,
+}
+
+impl FailureReason {
+    pub const ALL: [FailureReason; 5] = [
+        FailureReason::NonZeroExit,
+        FailureReason::Signaled,
+        FailureReason::TimedOut,
+        FailureReason::StartFailed,
+        FailureReason::Lost,
+    ];
+
+    /// The snake-case name the store uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureReason::NonZeroExit => "non_zero_exit",
+            FailureReason::Signaled => "signaled",
+            FailureReason::TimedOut => "timed_out",
+            FailureReason::StartFailed => "start_failed",
+            FailureReason::Lost => "lost",
+        }
+    }
+
+    /// The reason named `name`.
+    pub fn from_name(name: &str) -> Option<FailureReason> {
+        Self::ALL.into_iter().find(|reason| reason.name() == name)
+    }
 }
 
 /// The Codex sandbox level, from most to least restricted.
@@ -153,6 +204,48 @@ pub struct TokenUsage {
     pub input_tokens: u64,
     pub cached_input_tokens: u64,
     pub output_tokens: u64,
+}
+
+/// One of a job's output logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OutputStream {
+    /// One readable line per message, command, file change and error.
+    #[default]
+    Transcript,
+    /// Codex's `--json` events, as it printed them.
+    Events,
+    /// Codex's stderr.
+    Stderr,
+}
+
+/// A process, identified across pid reuse: after a process ends its pid can be
+/// given to another, but not with the same start time (in clock ticks since boot,
+/// from `/proc/<pid>/stat`). The runner module reads and signals processes by it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessIdentity {
+    pub pid: u32,
+    /// Clock ticks after boot at which the process started.
+    pub start_time: u64,
+}
+
+/// Which jobs List returns.
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    /// Any of these states; empty means all.
+    pub states: Vec<JobState>,
+    /// Every one of these labels.
+    pub labels: BTreeMap<String, String>,
+    /// Only jobs older than this one (the page token).
+    pub before: Option<JobId>,
+    pub limit: usize,
+}
+
+/// What List returns: one page, newest first.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub jobs: Vec<Job>,
+    /// The id to continue after, when there are more jobs.
+    pub next: Option<JobId>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -232,6 +325,17 @@ mod tests {
         ] {
             assert!(bad.parse::<JobId>().is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn states_and_reasons_round_trip_through_their_names() {
+        for state in JobState::ALL {
+            assert_eq!(JobState::from_name(state.name()), Some(state));
+        }
+        for reason in FailureReason::ALL {
+            assert_eq!(FailureReason::from_name(reason.name()), Some(reason));
+        }
+        assert_eq!(JobState::from_name("done"), None);
     }
 
     #[test]

@@ -18,11 +18,16 @@ pub mod runner;
 pub mod service;
 pub mod store;
 
-use std::{os::unix::fs::PermissionsExt, path::Path, time::Duration};
+use std::{
+    future::Future, os::unix::fs::PermissionsExt, path::Path, path::PathBuf, time::Duration,
+};
 
 use anyhow::Context;
 use codex_jobs_api::v1::codex_jobs_server::CodexJobsServer;
-use tokio::net::{TcpListener, UnixListener};
+use tokio::{
+    net::{TcpListener, UnixListener},
+    task::JoinSet,
+};
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::{Server, server::TcpIncoming};
 
@@ -31,8 +36,39 @@ use manager::{JobManager, ManagerConfig};
 use runner::RunnerConfig;
 use service::{JobService, auth::TokenCheck};
 
-/// Runs the server until SIGTERM or SIGINT. Running jobs are left to their runners.
-pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+/// A server that is up: every listener is bound, and it serves until the shutdown
+/// future given to [`run`] completes.
+pub struct Running {
+    addresses: Vec<Listen>,
+    serving: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// The addresses it listens on; a TCP port 0 in the config is the real port here.
+    pub fn addresses(&self) -> &[Listen] {
+        &self.addresses
+    }
+
+    /// The first TCP address it listens on.
+    pub fn tcp_address(&self) -> Option<std::net::SocketAddr> {
+        self.addresses.iter().find_map(|listen| match listen {
+            Listen::Tcp(addr) => Some(*addr),
+            Listen::Unix(_) => None,
+        })
+    }
+
+    /// Returns once it has shut down. Running jobs are left to their runners.
+    pub async fn stopped(self) {
+        let _ = self.serving.await;
+    }
+}
+
+/// Opens the state dir, takes over the jobs found there, binds every listener and
+/// serves until `shutdown` completes. Returns as soon as it serves.
+pub async fn run(
+    args: ServerArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Running> {
     args.check_exposure().map_err(anyhow::Error::msg)?;
     // Absolute, since Codex runs elsewhere and is handed paths inside it.
     let state_dir = std::path::absolute(args.state_dir())?;
@@ -40,7 +76,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the state dir {}", state_dir.display()))?;
     std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700))?;
     // One server per state dir: a second one would run the same queued jobs again.
-    let _only_server = lock_state_dir(&state_dir)?;
+    let only_server = lock_state_dir(&state_dir)?;
     let allowed_cwd_roots = args
         .allowed_cwd_roots
         .iter()
@@ -49,6 +85,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("--allow-cwd {}", root.display()))
         })
         .collect::<anyhow::Result<_>>()?;
+    let runner_bin = match &args.runner_bin {
+        Some(runner) => runner.clone(),
+        None => installed_runner()?,
+    };
     let config = ManagerConfig {
         state_dir: state_dir.clone(),
         max_running: args.max_running as usize,
@@ -57,7 +97,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         max_sandbox: args.max_sandbox,
         allowed_cwd_roots,
         runner: RunnerConfig {
-            runner_bin: runner_bin()?,
+            runner_bin,
             codex_bin: args.codex_bin.clone(),
             kill_grace: args.kill_grace,
             exit_grace: args.exit_grace,
@@ -70,7 +110,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut servers = tokio::task::JoinSet::new();
+    let mut servers = JoinSet::new();
+    let mut addresses = Vec::new();
     for listen in args.listen() {
         let router = Server::builder().add_service(service.clone());
         let mut stopped = stopped.clone();
@@ -84,31 +125,54 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                     router
                         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown),
                 );
+                addresses.push(listen);
             }
             Listen::Tcp(addr) => {
                 let listener = TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("cannot listen on {addr}"))?;
                 // Port 0 picks a free port: report the one we got.
-                let bound = Listen::Tcp(listener.local_addr()?);
+                addresses.push(Listen::Tcp(listener.local_addr()?));
                 let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
                 servers.spawn(router.serve_with_incoming_shutdown(incoming, shutdown));
-                tracing::info!("listening on {bound}");
-                continue;
             }
         }
-        tracing::info!("listening on {listen}");
+    }
+    for address in &addresses {
+        tracing::info!("listening on {address}");
+    }
+    if let Some(path) = &args.ready_file {
+        write_ready_file(path, &addresses)?;
     }
 
-    wait_for_stop_signal().await?;
-    tracing::info!("shutting down; running jobs carry on under their runners");
-    let _ = stop.send(true);
-    // Open Follow streams would hold a graceful shutdown forever: give them a moment.
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while servers.join_next().await.is_some() {}
-    })
-    .await;
-    Ok(())
+    let serving = tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down; running jobs carry on under their runners");
+        let _ = stop.send(true);
+        // Open Follow streams would hold a graceful shutdown forever: give them a moment.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while servers.join_next().await.is_some() {}
+        })
+        .await;
+        drop(only_server);
+    });
+    Ok(Running { addresses, serving })
+}
+
+/// Writes the addresses the server listens on to `path`, one per line, atomically:
+/// a supervisor or a test that started it on port 0 reads them there.
+fn write_ready_file(path: &Path, addresses: &[Listen]) -> anyhow::Result<()> {
+    let text: String = addresses
+        .iter()
+        .map(|address| format!("{address}\n"))
+        .collect();
+    let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty());
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .context("--ready-file must name a file")?;
+    runner::record::write_atomically(dir.unwrap_or(Path::new(".")), name, text.as_bytes(), false)
+        .with_context(|| format!("cannot write --ready-file {}", path.display()))
 }
 
 /// Takes the state dir's lock for as long as the returned file stays open.
@@ -128,7 +192,7 @@ fn lock_state_dir(state_dir: &Path) -> anyhow::Result<std::fs::File> {
 }
 
 /// `codex-jobs-runner`, installed next to this server's executable.
-fn runner_bin() -> anyhow::Result<std::path::PathBuf> {
+fn installed_runner() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let runner = exe.with_file_name("codex-jobs-runner");
     anyhow::ensure!(
@@ -161,13 +225,19 @@ fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
-async fn wait_for_stop_signal() -> anyhow::Result<()> {
+/// Completes on SIGTERM or SIGINT: the shutdown a server run from a terminal or a
+/// service manager wants.
+pub async fn stop_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot listen for SIGTERM and SIGINT; stop the server with SIGKILL");
+        return std::future::pending().await;
+    };
     tokio::select! {
         _ = terminate.recv() => {}
         _ = interrupt.recv() => {}
     }
-    Ok(())
 }

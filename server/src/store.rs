@@ -6,14 +6,14 @@
 //! of jobs from an index. Output stays in the job's own files; the store keeps
 //! their size.
 
-use std::{collections::BTreeMap, path::Path, sync::Mutex, time::Duration};
+use std::{path::Path, sync::Mutex, time::Duration};
 
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter, types::Value};
 
 use crate::job::{
-    FailureReason, Job, JobId, JobSpec, JobState, Millis, Outcome, Sandbox, TokenUsage,
+    FailureReason, Job, JobId, JobSpec, JobState, ListFilter, Millis, Outcome, Page,
+    ProcessIdentity, Sandbox, TokenUsage,
 };
-use crate::runner::process::ProcessIdentity;
 
 /// A failure of the database itself.
 #[derive(Debug, thiserror::Error)]
@@ -29,26 +29,6 @@ impl StoreError {
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
-
-/// What List returns: one page, newest first.
-#[derive(Debug, Default)]
-pub struct Page {
-    pub jobs: Vec<Job>,
-    /// The id to continue after, when there are more jobs.
-    pub next: Option<JobId>,
-}
-
-/// Which jobs List returns.
-#[derive(Debug, Default)]
-pub struct ListFilter {
-    /// Any of these states; empty means all.
-    pub states: Vec<JobState>,
-    /// Every one of these labels.
-    pub labels: BTreeMap<String, String>,
-    /// Only jobs older than this one (the page token).
-    pub before: Option<JobId>,
-    pub limit: usize,
-}
 
 pub struct Store {
     db: Mutex<Connection>,
@@ -154,7 +134,7 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 job.id.to_string(),
-                state_name(job.state),
+                job.state.name(),
                 job.request_id,
                 job.created_at,
                 spec.prompt,
@@ -207,10 +187,10 @@ impl Store {
              usage = ?11, output_size = ?12 WHERE id = ?1 AND state IN ('queued', 'running')",
             params![
                 job.id.to_string(),
-                state_name(job.state),
+                job.state.name(),
                 job.started_at,
                 job.finished_at,
-                outcome.failure_reason.map(reason_name),
+                outcome.failure_reason.map(FailureReason::name),
                 outcome.error,
                 outcome.exit_code,
                 outcome.signal,
@@ -284,7 +264,7 @@ impl Store {
                 filter
                     .states
                     .iter()
-                    .map(|s| Value::from(state_name(*s).to_owned())),
+                    .map(|s| Value::from(s.name().to_owned())),
             );
         }
         if let Some(before) = filter.before {
@@ -313,38 +293,10 @@ impl Store {
     }
 }
 
-fn state_name(state: JobState) -> &'static str {
-    match state {
-        JobState::Queued => "queued",
-        JobState::Running => "running",
-        JobState::Succeeded => "succeeded",
-        JobState::Failed => "failed",
-        JobState::Cancelled => "cancelled",
-    }
-}
-
-fn reason_name(reason: FailureReason) -> &'static str {
-    match reason {
-        FailureReason::NonZeroExit => "non_zero_exit",
-        FailureReason::Signaled => "signaled",
-        FailureReason::TimedOut => "timed_out",
-        FailureReason::StartFailed => "start_failed",
-        FailureReason::Lost => "lost",
-    }
-}
-
-/// Reads a text column that must hold one of `names`' values.
-fn parse_name<T: Copy>(
-    row: &Row,
-    column: &str,
-    all: &[T],
-    name: fn(T) -> &'static str,
-) -> rusqlite::Result<T> {
+/// Reads a text column that must hold one of `parse`'s names.
+fn parse_name<T>(row: &Row, column: &str, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
     let text: String = row.get(column)?;
-    all.iter()
-        .copied()
-        .find(|value| name(*value) == text)
-        .ok_or_else(|| bad_column(column, &text))
+    parse(&text).ok_or_else(|| bad_column(column, &text))
 }
 
 fn bad_column(column: &str, text: &str) -> rusqlite::Error {
@@ -352,25 +304,11 @@ fn bad_column(column: &str, text: &str) -> rusqlite::Error {
 }
 
 fn job_from_row(row: &Row) -> rusqlite::Result<Job> {
-    const STATES: [JobState; 5] = [
-        JobState::Queued,
-        JobState::Running,
-        JobState::Succeeded,
-        JobState::Failed,
-        JobState::Cancelled,
-    ];
-    const REASONS: [FailureReason; 5] = [
-        FailureReason::NonZeroExit,
-        FailureReason::Signaled,
-        FailureReason::TimedOut,
-        FailureReason::StartFailed,
-        FailureReason::Lost,
-    ];
     let id: String = row.get("id")?;
     let labels: String = row.get("labels")?;
     let usage: Option<String> = row.get("usage")?;
     let failure_reason = match row.get::<_, Option<String>>("failure_reason")? {
-        Some(_) => Some(parse_name(row, "failure_reason", &REASONS, reason_name)?),
+        Some(_) => Some(parse_name(row, "failure_reason", FailureReason::from_name)?),
         None => None,
     };
     let sandbox: String = row.get("sandbox")?;
@@ -390,7 +328,7 @@ fn job_from_row(row: &Row) -> rusqlite::Result<Job> {
             resume_thread_id: row.get("resume_thread_id")?,
         },
         request_id: row.get("request_id")?,
-        state: parse_name(row, "state", &STATES, state_name)?,
+        state: parse_name(row, "state", JobState::from_name)?,
         outcome: Outcome {
             failure_reason,
             error: row.get("error")?,

@@ -1,7 +1,7 @@
 //! `kill -9` the server while jobs run: after a restart every job is found as it
 //! really is.
 
-mod support;
+use codex_jobs_test_support as support;
 
 use support::{ServerOptions, TestServer, pb, process_alive};
 

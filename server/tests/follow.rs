@@ -1,7 +1,7 @@
 //! Follow: live output with offsets, state updates, and resuming without loss or
 //! duplication.
 
-mod support;
+use codex_jobs_test_support as support;
 
 use support::{TestServer, pb};
 

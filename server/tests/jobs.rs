@@ -1,7 +1,7 @@
 //! Start, Poll and List against the real server, and how each bad request is
 //! refused.
 
-mod support;
+use codex_jobs_test_support as support;
 
 use support::{ServerOptions, TestServer, code, pb};
 use tonic::Code;

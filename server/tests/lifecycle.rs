@@ -1,7 +1,7 @@
 //! How jobs end: success, failure, timeout, cancel (with everything they started),
 //! lingering after `turn.completed`, and the run queue.
 
-mod support;
+use codex_jobs_test_support as support;
 
 use support::{ServerOptions, TestServer, pb, process_alive};
 

@@ -1,7 +1,7 @@
 //! The proto serves programs in any language: a Python program generates its client
 //! from `proto/` with grpcio-tools and drives the real server with it.
 
-mod support;
+use codex_jobs_test_support as support;
 
 use std::{path::Path, process::Command};
 
@@ -15,7 +15,7 @@ async fn a_python_client_generated_from_the_proto_starts_follows_polls_and_lists
     let server = TestServer::start().await;
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let output = Command::new(python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/grpc_client.py"))
+        .arg(support::fixture("grpc_client.py"))
         .arg(workspace.join("proto"))
         .arg(format!("127.0.0.1:{}", server.port))
         .arg(server.work_dir())

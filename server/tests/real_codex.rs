@@ -2,7 +2,7 @@
 //! through its config at a small mock of the OpenAI Responses API served on loopback
 //! (`fixtures/mock_responses_api.py`), so it runs offline.
 
-mod support;
+use codex_jobs_test_support as support;
 
 use std::{
     path::{Path, PathBuf},
@@ -34,8 +34,7 @@ impl MockApi {
     async fn start(dir: &Path) -> MockApi {
         let port_file = dir.join("mock.port");
         let log = dir.join("requests.jsonl");
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mock_responses_api.py");
+        let script = support::fixture("mock_responses_api.py");
         let child = Command::new("python3")
             .arg(script)
             .arg("--port-file")

@@ -1,6 +1,6 @@
 //! Security defaults: tokens, local-only listening, the socket's mode.
 
-mod support;
+use codex_jobs_test_support as support;
 
 use std::{os::unix::fs::PermissionsExt, process::Command};
 
@@ -28,7 +28,7 @@ async fn a_token_is_checked_on_every_rpc() {
         .unwrap();
     assert!(client.list(pb::ListRequest::default()).await.is_ok());
 
-    let output = Command::new(support::workspace_bin("codex-jobs"))
+    let output = Command::new(support::bin("codex-jobs"))
         .args(["--endpoint", &server.endpoint(), "list"])
         .env("CODEX_JOBS_TOKEN", "s3cret")
         .output()
@@ -43,7 +43,7 @@ async fn a_token_is_checked_on_every_rpc() {
 #[test]
 fn listening_beyond_loopback_needs_a_token_or_an_explicit_opt_out() {
     let state = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_codex-jobs-server"))
+    let output = Command::new(support::bin("codex-jobs-server"))
         .arg("--state-dir")
         .arg(state.path())
         .args(["--listen", "0.0.0.0:0"])
@@ -87,7 +87,7 @@ async fn the_unix_socket_is_private_and_serves_the_same_api() {
 #[tokio::test]
 async fn a_second_server_does_not_steal_a_live_socket() {
     let server = TestServer::start().await;
-    let output = Command::new(env!("CARGO_BIN_EXE_codex-jobs-server"))
+    let output = Command::new(support::bin("codex-jobs-server"))
         .arg("--state-dir")
         .arg(server.dir.path().join("other-state"))
         .arg("--listen")
@@ -103,7 +103,7 @@ async fn a_second_server_does_not_steal_a_live_socket() {
 #[tokio::test]
 async fn a_second_server_does_not_take_over_a_state_dir_in_use() {
     let server = TestServer::start().await;
-    let output = Command::new(env!("CARGO_BIN_EXE_codex-jobs-server"))
+    let output = Command::new(support::bin("codex-jobs-server"))
         .arg("--state-dir")
         .arg(server.state_dir())
         .arg("--listen")

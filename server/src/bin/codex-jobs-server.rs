@@ -12,8 +12,12 @@ async fn main() -> std::process::ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     raise_open_file_limit();
-    match codex_jobs_server::run(ServerArgs::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let server = codex_jobs_server::run(ServerArgs::parse(), codex_jobs_server::stop_signal());
+    match server.await {
+        Ok(running) => {
+            running.stopped().await;
+            std::process::ExitCode::SUCCESS
+        }
         Err(err) => {
             tracing::error!("{err:#}");
             std::process::ExitCode::FAILURE

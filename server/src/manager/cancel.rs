@@ -13,42 +13,45 @@ impl JobManager {
     /// Cancels a job and returns it in its final state. A finished job is returned
     /// unchanged, so cancelling twice is harmless.
     pub async fn cancel(self: &Arc<Self>, id: JobId) -> Result<Job> {
-        let (runner, mut changed) = {
-            let mut live = self.live();
-            let Some(entry) = live.jobs.get_mut(&id) else {
-                drop(live);
-                return self.get(id);
-            };
+        let live = self.live().jobs.get_mut(&id).map(|entry| {
             entry.cancel_requested = true;
-            let queued = entry.job.state == JobState::Queued;
-            let runner = entry.runner;
-            let changed = entry.changed.subscribe();
-            if queued {
-                // Under the same lock as the check, so dispatch cannot take it meanwhile.
-                let outcome = Outcome {
-                    error: "cancelled before it started".into(),
-                    ..Outcome::default()
-                };
-                self.finish_locked(&mut live, id, JobState::Cancelled, outcome, None);
-                drop(live);
-                return self.get(id);
-            }
-            (runner, changed)
+            (
+                entry.job.state == JobState::Queued,
+                entry.runner.clone(),
+                entry.changed.subscribe(),
+            )
+        });
+        // Not live: finished already (or unknown, which `get` reports).
+        let Some((queued, runner, mut changed)) = live else {
+            return self.get(id).await;
         };
+        if queued {
+            let outcome = Outcome {
+                error: "cancelled before it started".into(),
+                ..Outcome::default()
+            };
+            // Only while it is still queued: if dispatch took it meanwhile, `launch`
+            // sees `cancel_requested` and has the runner cancel it.
+            self.blocking(move |manager| {
+                let queued = |job: &Job| job.state == JobState::Queued;
+                manager.settle_if(id, queued, JobState::Cancelled, outcome, None);
+            })
+            .await;
+        }
         // The runner ends Codex's whole process group (SIGTERM, then SIGKILL after
-        // the grace period) and records the job as cancelled. Before it has a known
-        // identity, `launch` sends the signal instead.
+        // the grace period) and records the job as cancelled. Before the runner
+        // exists, `launch` signals it instead.
         if let Some(runner) = runner {
-            runner.signal(libc::SIGTERM);
+            runner.cancel();
         }
         loop {
-            let job = self.get(id)?;
+            let job = self.get(id).await?;
             if job.state.is_terminal() {
                 return Ok(job);
             }
             if changed.changed().await.is_err() {
                 // The job left the live set: it is finished.
-                return self.get(id);
+                return self.get(id).await;
             }
         }
     }

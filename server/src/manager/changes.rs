@@ -1,6 +1,6 @@
 //! How the manager learns that something changed without polling: inotify on the
 //! directories of running jobs (new output, a new `status.json`), and the runner's
-//! exit (a child to wait for, or, for runners adopted after a restart, a pidfd).
+//! exit (`Runner::exited`).
 
 use std::{
     collections::HashMap,
@@ -10,16 +10,12 @@ use std::{
 };
 
 use inotify::{EventMask, EventStream, Inotify, WatchDescriptor, WatchMask, Watches};
-use tokio::io::{Interest, unix::AsyncFd};
 use tokio_stream::StreamExt;
 
 use super::JobManager;
 use crate::{
     job::JobId,
-    runner::{
-        process::{ProcessIdentity, pidfd_open},
-        record::STATUS_FILE,
-    },
+    runner::{Runner, record::STATUS_FILE},
 };
 
 type Events = EventStream<Vec<u8>>;
@@ -88,7 +84,7 @@ impl JobManager {
     /// Wakes whoever waits on a job.
     fn bump(&self, id: JobId) {
         if let Some(entry) = self.live().jobs.get(&id) {
-            entry.changed.send_modify(|version| *version += 1);
+            entry.bump();
         }
     }
 
@@ -105,11 +101,15 @@ impl JobManager {
                 };
                 if event.mask.contains(EventMask::Q_OVERFLOW) {
                     let ids: Vec<JobId> = self.live().jobs.keys().copied().collect();
-                    ids.into_iter().for_each(|id| self.refresh(id));
+                    self.blocking(move |manager| {
+                        ids.into_iter().for_each(|id| manager.refresh(id))
+                    })
+                    .await;
                 } else if let Some(id) = self.watcher.job(&event.wd) {
                     if event.name.as_deref() == Some(STATUS_FILE.as_ref()) {
-                        self.refresh(id);
+                        self.blocking(move |manager| manager.refresh(id)).await;
                     } else {
+                        // New output: nothing to read here, only waiters to wake.
                         self.bump(id);
                     }
                 }
@@ -125,35 +125,11 @@ impl JobManager {
         self.bump(id);
     }
 
-    /// Finishes job `id` once the runner the server started for it exits (and reaps
-    /// it).
-    pub(super) fn on_runner_exit(self: Arc<Self>, id: JobId, mut child: tokio::process::Child) {
+    /// Finishes job `id` once its runner exits.
+    pub(super) fn finish_on_exit(self: Arc<Self>, id: JobId, runner: Arc<Runner>) {
         tokio::spawn(async move {
-            if let Err(err) = child.wait().await {
-                tracing::warn!(job = %id, "waiting for the runner failed: {err}");
-            }
-            self.runner_gone(id);
+            runner.exited().await;
+            self.blocking(move |manager| manager.runner_gone(id)).await;
         });
-    }
-
-    /// Finishes job `id` once `runner`, started by an earlier server, exits.
-    pub(super) fn adopt(self: &Arc<Self>, id: JobId, runner: ProcessIdentity) -> io::Result<()> {
-        let pidfd = pidfd_open(runner.pid, libc::O_NONBLOCK)?;
-        // The pidfd names whatever process had the pid when it was opened: make sure
-        // that is still our runner.
-        if !runner.is_alive() {
-            self.runner_gone(id);
-            return Ok(());
-        }
-        // SAFETY: the AsyncFd owns the pidfd, so the fd stays open while registered.
-        let exited = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) }
-            .map_err(|err| io::Error::other(err.to_string()))?;
-        let manager = self.clone();
-        tokio::spawn(async move {
-            // A pidfd becomes readable when its process exits.
-            let _ = exited.readable().await;
-            manager.runner_gone(id);
-        });
-        Ok(())
     }
 }

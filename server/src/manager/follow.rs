@@ -1,16 +1,15 @@
 //! Follow: stream a job's output as it is written, with its state changes, until
 //! its final state and last byte. Woken by changes, never by a timer.
 
-use std::{fs::File, os::unix::fs::FileExt, sync::Arc};
+use std::{fs::File, os::unix::fs::FileExt, path::Path, sync::Arc};
 
 use tokio::sync::mpsc;
 
 use super::JobManager;
 use crate::{
     error::{Error, Result},
-    job::{Job, JobId},
+    job::{Job, JobId, OutputStream},
     output::Log,
-    runner::record::OutputStream,
 };
 
 /// Bytes per output chunk.
@@ -39,111 +38,132 @@ impl JobManager {
     /// (first as it is, unless it is finished already) and the output chunks in
     /// order; last, once, the job in its terminal state, after the last chunk. The
     /// stream stops early if the receiver is dropped.
-    pub fn follow(
+    pub async fn follow(
         self: &Arc<Self>,
         id: JobId,
         start: FollowStart,
         stream: OutputStream,
     ) -> Result<mpsc::Receiver<Result<FollowEvent>>> {
         let path = self.log_path(id, stream);
-        self.get(id)?;
-        let log = Log::open(&path)?;
-        let mut offset = match start {
-            FollowStart::Offset(offset) if offset > log.size() => {
-                return Err(Error::InvalidArgument(format!(
-                    "from_offset {offset} is past the end of the output ({} bytes)",
-                    log.size()
-                )));
-            }
-            FollowStart::Offset(offset) => offset,
-            FollowStart::TailLines { lines, max_bytes } => log.tail(lines, max_bytes)?.start,
-        };
+        let offset = self
+            .blocking(move |manager| manager.follow_start(id, start, stream))
+            .await?;
         let (events, receiver) = mpsc::channel(16);
         let manager = self.clone();
         tokio::spawn(async move {
-            let mut changed = manager.subscribe(id);
-            let mut file: Option<File> = None;
-            // One buffer for the whole stream, not one per wake-up.
-            let mut buffer = vec![0u8; CHUNK];
-            let mut last_sent_state = None;
-            loop {
-                if let Some(changed) = changed.as_mut() {
-                    changed.borrow_and_update();
-                }
-                // The state is read before the log: a finished job's log is complete.
-                let job = match manager.get(id) {
-                    Ok(job) => job,
-                    Err(err) => {
-                        let _ = events.send(Err(err)).await;
-                        return;
-                    }
-                };
-                let terminal = job.state.is_terminal();
-                // The terminal state goes out once, last, after the last byte.
-                if !terminal && last_sent_state != Some(job.state) {
-                    last_sent_state = Some(job.state);
-                    let update = FollowEvent::Job(Box::new(job.clone()));
-                    if events.send(Ok(update)).await.is_err() {
-                        return;
-                    }
-                }
-                if file.is_none() {
-                    file = File::open(&path).ok();
-                }
-                if let Some(file) = &file {
-                    match send_to_end(file, &mut offset, &mut buffer, &events).await {
-                        Ok(true) => {}
-                        Ok(false) => return,
-                        Err(err) => {
-                            let _ = events.send(Err(err.into())).await;
-                            return;
-                        }
-                    }
-                }
-                if terminal {
-                    let _ = events.send(Ok(FollowEvent::Job(Box::new(job)))).await;
-                    return;
-                }
-                // Not live but not terminal cannot happen; do not spin.
-                let Some(receiver) = changed.as_mut() else {
-                    return;
-                };
-                tokio::select! {
-                    result = receiver.changed() => {
-                        if result.is_err() {
-                            // Finished: one more round reads the rest.
-                            changed = None;
-                        }
-                    }
-                    // The client left while the job was quiet.
-                    _ = events.closed() => return,
-                }
+            if let Err(err) = manager.stream_job(id, &path, offset, &events).await {
+                let _ = events.send(Err(err)).await;
             }
         });
         Ok(receiver)
     }
-}
 
-/// Sends the log from `offset` to its current end in chunks, moving `offset` on.
-/// `Ok(false)`: the client has gone.
-async fn send_to_end(
-    file: &File,
-    offset: &mut u64,
-    buffer: &mut [u8],
-    events: &mpsc::Sender<Result<FollowEvent>>,
-) -> std::io::Result<bool> {
-    loop {
-        let read = file.read_at(buffer, *offset)?;
-        if read == 0 {
-            return Ok(true);
+    /// The offset a Follow starts at, once the job and the request are checked.
+    fn follow_start(&self, id: JobId, start: FollowStart, stream: OutputStream) -> Result<u64> {
+        self.job(id)?;
+        let log = Log::open(&self.log_path(id, stream))?;
+        match start {
+            FollowStart::Offset(offset) if offset > log.size() => {
+                Err(Error::InvalidArgument(format!(
+                    "from_offset {offset} is past the end of the output ({} bytes)",
+                    log.size()
+                )))
+            }
+            FollowStart::Offset(offset) => Ok(offset),
+            FollowStart::TailLines { lines, max_bytes } => Ok(log.tail(lines, max_bytes)?.start),
         }
-        let chunk = FollowEvent::Output {
-            offset: *offset,
-            data: buffer[..read].to_vec(),
-        };
-        if events.send(Ok(chunk)).await.is_err() {
-            return Ok(false);
+    }
+
+    /// Sends the job's state changes and its log from `offset` until its terminal
+    /// state, woken by changes, never by a timer. Returns early, with no error, when
+    /// the receiver is gone.
+    async fn stream_job(
+        self: &Arc<Self>,
+        id: JobId,
+        path: &Path,
+        mut offset: u64,
+        events: &mpsc::Sender<Result<FollowEvent>>,
+    ) -> Result<()> {
+        let mut changed = self.subscribe(id);
+        let mut log: Option<Arc<File>> = None;
+        // One buffer for the whole stream, not one per wake-up.
+        let mut buffer = vec![0u8; CHUNK];
+        let mut last_sent_state = None;
+        loop {
+            if let Some(changed) = changed.as_mut() {
+                changed.borrow_and_update();
+            }
+            // The state is read before the log: a finished job's log is complete.
+            let job = self.get(id).await?;
+            let terminal = job.state.is_terminal();
+            // The terminal state goes out once, last, after the last byte.
+            if !terminal && last_sent_state != Some(job.state) {
+                last_sent_state = Some(job.state);
+                if events
+                    .send(Ok(FollowEvent::Job(Box::new(job.clone()))))
+                    .await
+                    .is_err()
+                {
+                    return Ok(());
+                }
+            }
+            if log.is_none() {
+                let path = path.to_owned();
+                log = self
+                    .blocking(move |_| File::open(path).ok().map(Arc::new))
+                    .await;
+            }
+            if let Some(log) = &log {
+                // To the log's current end, chunk by chunk.
+                loop {
+                    let read;
+                    (buffer, read) = self.read_chunk(log.clone(), buffer, offset).await?;
+                    if read == 0 {
+                        break;
+                    }
+                    let chunk = FollowEvent::Output {
+                        offset,
+                        data: buffer[..read].to_vec(),
+                    };
+                    if events.send(Ok(chunk)).await.is_err() {
+                        return Ok(());
+                    }
+                    offset += read as u64;
+                }
+            }
+            if terminal {
+                let _ = events.send(Ok(FollowEvent::Job(Box::new(job)))).await;
+                return Ok(());
+            }
+            // Not live but not terminal cannot happen; do not spin.
+            let Some(receiver) = changed.as_mut() else {
+                return Ok(());
+            };
+            tokio::select! {
+                result = receiver.changed() => {
+                    if result.is_err() {
+                        // Finished: one more round reads the rest.
+                        changed = None;
+                    }
+                }
+                // The client left while the job was quiet.
+                _ = events.closed() => return Ok(()),
+            }
         }
-        *offset += read as u64;
+    }
+
+    /// Reads from `offset` into `buffer`, on a blocking thread; gives the buffer back
+    /// with the number of bytes read (0 at the end of the log).
+    async fn read_chunk(
+        self: &Arc<Self>,
+        log: Arc<File>,
+        mut buffer: Vec<u8>,
+        offset: u64,
+    ) -> Result<(Vec<u8>, usize)> {
+        self.blocking(move |_| {
+            let read = log.read_at(&mut buffer, offset)?;
+            Ok((buffer, read))
+        })
+        .await
     }
 }

@@ -5,6 +5,10 @@
 //! Each verb lives in a module of its own; this one holds the shared state and the
 //! life cycle every job goes through: queued, launched (a runner started), finished
 //! (the runner's exit record stored).
+//!
+//! The store, the job files and forking all block, so they run on tokio's blocking
+//! threads (`blocking`), never on the async workers; and the live lock is never held
+//! across any of them.
 
 mod cancel;
 mod changes;
@@ -26,13 +30,12 @@ use tokio::sync::watch;
 
 use crate::{
     error::{Error, Result},
-    job::{FailureReason, Job, JobId, JobSpec, JobState, Millis, Outcome, Sandbox, now_millis},
-    runner::{
-        self, RunnerConfig,
-        process::ProcessIdentity,
-        record::{ExitRecord, JobDir, OutputStream, RunnerStatus},
+    job::{
+        FailureReason, Job, JobId, JobSpec, JobState, ListFilter, Millis, Outcome, OutputStream,
+        Page, Sandbox, TokenUsage, now_millis,
     },
-    store::{ListFilter, Page, Store},
+    runner::{RunEnd, Runner, RunnerConfig, record::ExitRecord, record::JobDir},
+    store::Store,
 };
 
 /// How much prompt and message text one List page may carry, so that a page stays
@@ -81,18 +84,47 @@ struct LiveJob {
     job: Job,
     /// Bumped whenever the job or its output changes; dropped when it finishes.
     changed: watch::Sender<u64>,
-    runner: Option<ProcessIdentity>,
+    runner: Option<Arc<Runner>>,
     cancel_requested: bool,
+    /// Its end is being stored: nothing else may finish or start it.
+    finishing: bool,
+}
+
+impl LiveJob {
+    fn new(job: Job) -> LiveJob {
+        LiveJob {
+            job,
+            changed: watch::channel(0).0,
+            runner: None,
+            cancel_requested: false,
+            finishing: false,
+        }
+    }
+
+    /// Wakes whoever waits on this job.
+    fn bump(&self) {
+        self.changed.send_modify(|version| *version += 1);
+    }
 }
 
 impl JobManager {
     /// Opens the state dir, takes over the jobs a previous server left (see
     /// `recover`), and starts what the queue allows.
     pub async fn open(config: ManagerConfig) -> anyhow::Result<Arc<JobManager>> {
+        let (watcher, events) = changes::DirWatcher::new()?;
+        let manager =
+            tokio::task::spawn_blocking(move || Self::open_blocking(config, watcher)).await??;
+        manager.clone().watch_dirs(events);
+        Ok(manager)
+    }
+
+    fn open_blocking(
+        config: ManagerConfig,
+        watcher: changes::DirWatcher,
+    ) -> anyhow::Result<Arc<JobManager>> {
         let jobs_dir = config.state_dir.join("jobs");
         std::fs::create_dir_all(&jobs_dir)?;
         let store = Store::open(&config.state_dir.join("jobs.db"))?;
-        let (watcher, events) = changes::DirWatcher::new()?;
         let manager = Arc::new(JobManager {
             config,
             store,
@@ -100,10 +132,22 @@ impl JobManager {
             live: Mutex::new(Live::default()),
             watcher,
         });
-        manager.clone().watch_dirs(events);
         manager.recover()?;
         manager.dispatch();
         Ok(manager)
+    }
+
+    /// Runs `work` on a blocking thread: for everything that touches the store, a
+    /// job's files or processes.
+    async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Arc<Self>) -> T + Send + 'static,
+    ) -> T {
+        let manager = self.clone();
+        match tokio::task::spawn_blocking(move || work(&manager)).await {
+            Ok(result) => result,
+            Err(err) => std::panic::resume_unwind(err.into_panic()),
+        }
     }
 
     fn live(&self) -> MutexGuard<'_, Live> {
@@ -122,7 +166,12 @@ impl JobManager {
     }
 
     /// The job as it is now.
-    pub fn get(&self, id: JobId) -> Result<Job> {
+    pub async fn get(self: &Arc<Self>, id: JobId) -> Result<Job> {
+        self.blocking(move |manager| manager.job(id)).await
+    }
+
+    /// `get`, where blocking is allowed.
+    fn job(&self, id: JobId) -> Result<Job> {
         let live = self.live().jobs.get(&id).map(|live| live.job.clone());
         match live {
             Some(mut job) => {
@@ -146,7 +195,12 @@ impl JobManager {
 
     /// One page of jobs, newest first. A page ends early rather than grow past
     /// `MAX_PAGE_BYTES` of prompts and messages; `next` then continues after it.
-    pub fn list(&self, filter: &ListFilter) -> Result<Page> {
+    pub async fn list(self: &Arc<Self>, filter: ListFilter) -> Result<Page> {
+        self.blocking(move |manager| manager.list_page(&filter))
+            .await
+    }
+
+    fn list_page(&self, filter: &ListFilter) -> Result<Page> {
         let mut page = self.store.list(filter)?;
         let mut budget = MAX_PAGE_BYTES;
         let fits = page.jobs.iter().position(|job| {
@@ -164,7 +218,7 @@ impl JobManager {
         // The store has the state of record; live jobs have fresher details.
         for job in &mut page.jobs {
             if !job.state.is_terminal()
-                && let Ok(live) = self.get(job.id)
+                && let Ok(live) = self.job(job.id)
             {
                 *job = live;
             }
@@ -183,21 +237,21 @@ impl JobManager {
                 let Some(id) = live.queue.pop_front() else {
                     return;
                 };
-                if !live.jobs.contains_key(&id) {
+                let Some(entry) = live.jobs.get_mut(&id) else {
                     continue;
-                }
-                live.running += 1;
-                let entry = live.jobs.get_mut(&id).expect("checked above");
+                };
                 let started_at = now_millis();
                 entry.job.state = JobState::Running;
                 entry.job.started_at = Some(started_at);
-                entry.changed.send_modify(|version| *version += 1);
-                (id, entry.job.spec.clone(), started_at)
+                entry.bump();
+                let spec = entry.job.spec.clone();
+                live.running += 1;
+                (id, spec, started_at)
             };
             if let Err(err) = self.launch(id, &spec, started_at) {
                 tracing::warn!(job = %id, "could not start the job's runner: {err}");
                 // Not `finish`: that would dispatch again, from inside this loop.
-                self.finish_quietly(
+                self.settle(
                     id,
                     JobState::Failed,
                     Outcome {
@@ -218,85 +272,60 @@ impl JobManager {
         // Watch before the runner writes anything, so no change goes unnoticed.
         self.watcher.add(id, dir.path())?;
         let timeout = spec.timeout.unwrap_or(self.config.default_timeout);
-        let child = runner::start(&self.config.runner, &dir, spec, timeout)?;
-        let pid = child.id().expect("a child that was just spawned has a pid");
-        // The child is not reaped before `on_runner_exit`, so its /proc entry is there.
-        let identity = ProcessIdentity::of(pid).ok();
-        if let Some(identity) = identity {
-            // Lets a restarted server adopt the runner even before its first record.
-            if let Err(err) = self.store.set_runner(id, identity) {
-                tracing::warn!(job = %id, "could not store the runner's identity: {err}");
-            }
+        let runner = Arc::new(Runner::spawn(&self.config.runner, &dir, spec, timeout)?);
+        // Lets a restarted server adopt the runner even before its first record.
+        if let Err(err) = self.store.set_runner(id, runner.identity()) {
+            tracing::warn!(job = %id, "could not store the runner's identity: {err}");
         }
         let cancel_now = {
             let mut live = self.live();
             match live.jobs.get_mut(&id) {
                 Some(entry) => {
-                    entry.runner = identity;
+                    entry.runner = Some(runner.clone());
                     entry.cancel_requested
                 }
                 None => true,
             }
         };
-        if cancel_now && let Some(runner) = identity {
-            runner.signal(libc::SIGTERM);
+        if cancel_now {
+            runner.cancel();
         }
-        tracing::info!(job = %id, runner = pid, "job started");
-        self.clone().on_runner_exit(id, child);
+        tracing::info!(job = %id, runner = runner.identity().pid, "job started");
+        self.clone().finish_on_exit(id, runner);
         Ok(())
     }
 
-    /// Reads what a runner recorded once it is gone, and finishes its job.
+    /// Finishes a job from what its runner left, once the runner is gone.
     fn runner_gone(self: &Arc<Self>, id: JobId) {
         let dir = self.job_dir(id);
-        match dir.read_status() {
-            Ok(Some(RunnerStatus {
-                exit: Some(exit),
+        match crate::runner::collect(&dir) {
+            RunEnd::Recorded {
+                exit,
                 thread_id,
                 usage,
-                ..
-            })) => {
+            } => {
                 self.update_live(id, thread_id, usage);
-                self.finish_with_record(id, exit);
+                let (state, outcome) = exit.outcome();
+                self.finish(id, state, outcome, Some(exit));
             }
-            other => {
-                let status = other.unwrap_or_else(|err| {
-                    tracing::warn!(job = %id, "unreadable runner status: {err}");
-                    None
-                });
-                // Without its runner, whatever Codex left running goes too.
-                if let Some(codex) = status.and_then(|status| status.codex) {
-                    codex.kill_session();
-                }
-                self.finish(
-                    id,
-                    JobState::Failed,
-                    Outcome {
-                        failure_reason: Some(FailureReason::Lost),
-                        error: format!(
-                            "the job's runner ended without recording an exit status (see {})",
-                            dir.runner_log().display()
-                        ),
-                        ..Outcome::default()
-                    },
-                    None,
-                );
-            }
+            RunEnd::Lost => self.finish(
+                id,
+                JobState::Failed,
+                Outcome {
+                    failure_reason: Some(FailureReason::Lost),
+                    error: format!(
+                        "the job's runner ended without recording an exit status (see {})",
+                        dir.runner_log().display()
+                    ),
+                    ..Outcome::default()
+                },
+                None,
+            ),
         }
     }
 
-    fn finish_with_record(self: &Arc<Self>, id: JobId, exit: ExitRecord) {
-        let (state, outcome) = exit.outcome();
-        self.finish(id, state, outcome, Some(exit));
-    }
-
     /// Copies what the runner reported so far into the live job.
-    fn update_live(
-        &self,
-        id: JobId,
-        thread_id: Option<String>,
-        usage: Option<crate::job::TokenUsage>,
-    ) {
+    fn update_live(&self, id: JobId, thread_id: Option<String>, usage: Option<TokenUsage>) {
         if let Some(entry) = self.live().jobs.get_mut(&id) {
             if let Some(thread_id) = thread_id {
                 entry.job.thread_id = thread_id;
@@ -316,40 +345,49 @@ impl JobManager {
         outcome: Outcome,
         exit: Option<ExitRecord>,
     ) {
-        if self.finish_quietly(id, state, outcome, exit) {
+        if self.settle(id, state, outcome, exit) {
             self.dispatch();
         }
     }
 
-    /// `finish` without dispatching; false if the job was not live.
-    fn finish_quietly(
+    /// `finish` without dispatching; false if the job was not live (or is being
+    /// finished already). Stored first, then dropped from the live set, so a reader
+    /// always finds the job in one place or the other; the live lock is not held
+    /// while the store writes.
+    fn settle(
         &self,
         id: JobId,
         state: JobState,
         outcome: Outcome,
         exit: Option<ExitRecord>,
     ) -> bool {
-        let finished = self.finish_locked(&mut self.live(), id, state, outcome, exit);
-        if finished {
-            self.watcher.remove(id);
-        }
-        finished
+        self.settle_if(id, |_| true, state, outcome, exit)
     }
 
-    /// The heart of finishing, under the caller's lock: stored first, then dropped
-    /// from the live set, so a reader always finds the job in one place or the other.
-    fn finish_locked(
+    /// `settle`, if the live job is as `applies` wants it.
+    fn settle_if(
         &self,
-        live: &mut Live,
         id: JobId,
+        applies: impl FnOnce(&Job) -> bool,
         state: JobState,
         outcome: Outcome,
         exit: Option<ExitRecord>,
     ) -> bool {
-        let Some(entry) = live.jobs.get(&id) else {
-            return false;
+        let mut job = {
+            let mut live = self.live();
+            let Some(entry) = live.jobs.get_mut(&id) else {
+                return false;
+            };
+            if entry.finishing || !applies(&entry.job) {
+                return false;
+            }
+            entry.finishing = true;
+            let job = entry.job.clone();
+            // Out of the queue, so dispatch cannot start it meanwhile.
+            live.queue.retain(|queued| *queued != id);
+            job
         };
-        let mut job = entry.job.clone();
+        let was_running = job.state == JobState::Running;
         job.state = state;
         job.outcome = outcome;
         job.finished_at = Some(exit.as_ref().map_or_else(now_millis, |e| e.finished_at));
@@ -358,16 +396,21 @@ impl JobManager {
         }
         job.output_size = file_size(&self.log_path(id, OutputStream::Transcript));
         if let Err(err) = self.store.finish(&job) {
-            // The job stays live, and a restarted server will finish it again.
+            // The job stays live (and, if it was queued, out of the queue); a
+            // restarted server finishes it again from the runner's record.
             tracing::error!(job = %id, "could not store the finished job: {err}");
             return false;
         }
-        let entry = live.jobs.remove(&id).expect("checked above");
-        if entry.job.state == JobState::Running {
-            live.running -= 1;
+        {
+            let mut live = self.live();
+            if let Some(entry) = live.jobs.remove(&id) {
+                entry.bump();
+            }
+            if was_running {
+                live.running -= 1;
+            }
         }
-        live.queue.retain(|queued| *queued != id);
-        entry.changed.send_modify(|version| *version += 1);
+        self.watcher.remove(id);
         tracing::info!(job = %id, state = ?job.state, error = %job.outcome.error, "job finished");
         true
     }

@@ -8,9 +8,8 @@ use tokio::time::Instant;
 use super::JobManager;
 use crate::{
     error::{Error, Result},
-    job::{Job, JobId, JobState},
+    job::{Job, JobId, JobState, OutputStream},
     output::{Log, Window},
-    runner::record::OutputStream,
 };
 
 /// Which part of a log to return.
@@ -52,21 +51,11 @@ impl JobManager {
             if let Some(changed) = changed.as_mut() {
                 changed.borrow_and_update();
             }
-            let job = self.get(id)?;
-            let log = Log::open(&self.log_path(id, stream))?;
-            let window = match request {
-                WindowRequest::Nothing => Window {
-                    start: log.size(),
-                    end: log.size(),
-                    size: log.size(),
-                    ..Window::default()
-                },
-                WindowRequest::Tail(lines) => log.tail(lines, max_bytes)?,
-                WindowRequest::Since(offset) => log
-                    .since(offset, max_bytes)
-                    .map_err(|err| Error::InvalidArgument(format!("since_offset: {err}")))??,
-            };
-            let snapshot = (job.state, log.size());
+            let result = self
+                .blocking(move |manager| manager.read_window(id, request, stream, max_bytes))
+                .await?;
+            let (job, window) = (&result.job, &result.window);
+            let snapshot = (job.state, window.size);
             let news = match request {
                 WindowRequest::Since(_) => !window.bytes.is_empty(),
                 WindowRequest::Tail(_) => first.is_some_and(|first| first != snapshot),
@@ -76,10 +65,10 @@ impl JobManager {
             let out_of_time = deadline.is_none_or(|deadline| Instant::now() >= deadline);
             // No receiver: no wait, or the job is finished and nothing will change.
             let Some(receiver) = changed.as_mut() else {
-                return Ok(PollResult { job, window });
+                return Ok(result);
             };
             if news || out_of_time || job.state.is_terminal() {
-                return Ok(PollResult { job, window });
+                return Ok(result);
             }
             let deadline = deadline.expect("checked above");
             tokio::select! {
@@ -87,5 +76,31 @@ impl JobManager {
                 _ = tokio::time::sleep_until(deadline) => {}
             }
         }
+    }
+
+    /// The job and one window of its log, as they are now.
+    fn read_window(
+        &self,
+        id: JobId,
+        request: WindowRequest,
+        stream: OutputStream,
+        max_bytes: usize,
+    ) -> Result<PollResult> {
+        // The state is read before the log: a finished job's log is complete.
+        let job = self.job(id)?;
+        let log = Log::open(&self.log_path(id, stream))?;
+        let window = match request {
+            WindowRequest::Nothing => Window {
+                start: log.size(),
+                end: log.size(),
+                size: log.size(),
+                ..Window::default()
+            },
+            WindowRequest::Tail(lines) => log.tail(lines, max_bytes)?,
+            WindowRequest::Since(offset) => log
+                .since(offset, max_bytes)
+                .map_err(|err| Error::InvalidArgument(format!("since_offset: {err}")))??,
+        };
+        Ok(PollResult { job, window })
     }
 }

@@ -3,10 +3,8 @@
 
 use std::sync::Arc;
 
-use tokio::sync::watch;
-
 use super::{JobManager, LiveJob};
-use crate::{error::Result, job::JobState, runner::process::ProcessIdentity};
+use crate::{error::Result, job::JobState, runner::Runner};
 
 impl JobManager {
     /// Re-queues queued jobs in their order, adopts running jobs whose runner is
@@ -25,16 +23,7 @@ impl JobManager {
                         running.push(id);
                     }
                 }
-                let (changed, _) = watch::channel(0);
-                live.jobs.insert(
-                    id,
-                    LiveJob {
-                        job,
-                        changed,
-                        runner: None,
-                        cancel_requested: false,
-                    },
-                );
+                live.jobs.insert(id, LiveJob::new(job));
             }
         }
         for id in running {
@@ -46,11 +35,18 @@ impl JobManager {
             }
             // The runner names itself in its record; before it wrote one, the store
             // knows it from the launch.
-            let runner = match &status {
+            let identity = match &status {
                 Some(status) => Some(status.runner),
                 None => self.store.runner(id)?,
             };
-            let Some(runner) = runner.filter(ProcessIdentity::is_alive) else {
+            let runner = match identity.map(Runner::adopt).transpose() {
+                Ok(runner) => runner.flatten(),
+                Err(err) => {
+                    tracing::warn!(job = %id, "cannot watch the runner: {err}");
+                    None
+                }
+            };
+            let Some(runner) = runner.map(Arc::new) else {
                 self.runner_gone(id);
                 continue;
             };
@@ -58,16 +54,11 @@ impl JobManager {
                 self.update_live(id, status.thread_id, status.usage);
             }
             if let Some(entry) = self.live().jobs.get_mut(&id) {
-                entry.runner = Some(runner);
+                entry.runner = Some(runner.clone());
             }
             self.watcher.add(id, self.job_dir(id).path())?;
-            match self.adopt(id, runner) {
-                Ok(()) => tracing::info!(job = %id, runner = runner.pid, "adopted running job"),
-                Err(err) => {
-                    tracing::warn!(job = %id, "cannot watch the runner: {err}");
-                    self.runner_gone(id);
-                }
-            }
+            tracing::info!(job = %id, runner = runner.identity().pid, "adopted running job");
+            self.clone().finish_on_exit(id, runner);
         }
         Ok(())
     }

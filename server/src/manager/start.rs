@@ -2,8 +2,6 @@
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::sync::watch;
-
 use super::{JobManager, LiveJob};
 use crate::{
     error::{Error, Result},
@@ -17,7 +15,16 @@ impl JobManager {
     /// Stores and queues a job, and starts it if a run slot is free. Returns the job
     /// and whether it was created: a `request_id` seen within the retention window
     /// returns the job it created instead.
-    pub fn start(
+    pub async fn start(
+        self: &Arc<Self>,
+        spec: JobSpec,
+        request_id: Option<String>,
+    ) -> Result<(Job, bool)> {
+        self.blocking(move |manager| manager.start_blocking(spec, request_id))
+            .await
+    }
+
+    fn start_blocking(
         self: &Arc<Self>,
         spec: JobSpec,
         request_id: Option<String>,
@@ -27,7 +34,7 @@ impl JobManager {
         if let Some(request_id) = &request_id
             && let Some(existing) = self.store.find_request(request_id, retention_start)?
         {
-            return Ok((self.get(existing.id)?, false));
+            return Ok((self.job(existing.id)?, false));
         }
         let spec = self.check_policy(spec)?;
         let _slot = self.reserve_queue_slot()?;
@@ -41,7 +48,7 @@ impl JobManager {
             // A concurrent Start with the same request id came first.
             Ok(Some(existing)) => {
                 let _ = std::fs::remove_dir(dir.path());
-                return Ok((self.get(existing.id)?, false));
+                return Ok((self.job(existing.id)?, false));
             }
             Err(err) => {
                 let _ = std::fs::remove_dir(dir.path());
@@ -50,21 +57,12 @@ impl JobManager {
         }
         {
             let mut live = self.live();
-            let (changed, _) = watch::channel(0);
-            live.jobs.insert(
-                id,
-                LiveJob {
-                    job,
-                    changed,
-                    runner: None,
-                    cancel_requested: false,
-                },
-            );
+            live.jobs.insert(id, LiveJob::new(job));
             live.queue.push_back(id);
         }
         tracing::info!(job = %id, "job queued");
         self.dispatch();
-        Ok((self.get(id)?, true))
+        Ok((self.job(id)?, true))
     }
 
     /// Holds a place in the queue for a job being stored, so that concurrent Starts

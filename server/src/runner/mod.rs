@@ -1,15 +1,20 @@
 //! Everything about a job's runner process: the on-disk record it shares with the
-//! server, the process itself (`run`), and how the server starts and signals one.
+//! server (`record`), the process itself (`run`), and the one handle through which
+//! the server starts, adopts, waits for and cancels runners (`Runner`). Nothing
+//! outside this module touches a process.
 
+mod handle;
 pub mod process;
 pub mod record;
 pub mod run;
 pub mod transcript;
 
-use std::{io, path::PathBuf, process::Stdio, time::Duration};
+use std::{path::PathBuf, time::Duration};
+
+pub use handle::{RunEnd, Runner, collect};
 
 use crate::job::{JobSpec, Sandbox};
-use record::{JobDir, RunnerCommand};
+use record::JobDir;
 
 /// Prompts longer than this reach Codex on stdin: one argv string may not exceed
 /// 128 KiB on Linux.
@@ -55,60 +60,6 @@ pub fn codex_args(spec: &JobSpec, dir: &JobDir) -> (Vec<String>, bool) {
         spec.prompt.clone()
     });
     (args, on_stdin)
-}
-
-/// Writes the job's `command.json` and starts its runner in a session of its own,
-/// so that it outlives the server. The runner starts with the cancel signals
-/// blocked: one sent before it is ready waits instead of killing it.
-pub fn start(
-    config: &RunnerConfig,
-    dir: &JobDir,
-    spec: &JobSpec,
-    timeout: Duration,
-) -> io::Result<tokio::process::Child> {
-    let (args, prompt_on_stdin) = codex_args(spec, dir);
-    if prompt_on_stdin {
-        std::fs::write(dir.prompt(), spec.prompt.as_bytes())?;
-    }
-    let command = RunnerCommand {
-        program: config.codex_bin.clone(),
-        args,
-        cwd: spec.cwd.clone(),
-        stdin: prompt_on_stdin.then(|| dir.prompt()),
-        timeout_ms: timeout.as_millis() as u64,
-        kill_grace_ms: config.kill_grace.as_millis() as u64,
-        exit_grace_ms: config.exit_grace.as_millis() as u64,
-    };
-    record::write_atomically(
-        dir.path(),
-        "command.json",
-        &serde_json::to_vec_pretty(&command)?,
-        false,
-    )?;
-    let log = std::fs::File::create(dir.runner_log())?;
-    let mut runner = tokio::process::Command::new(&config.runner_bin);
-    runner
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(false);
-    // SAFETY: between fork and exec this only calls async-signal-safe functions.
-    unsafe {
-        runner.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-                libc::sigaddset(&mut set, signal);
-            }
-            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            Ok(())
-        });
-    }
-    runner.spawn()
 }
 
 #[cfg(test)]

@@ -7,18 +7,10 @@
 
 use std::{
     fs, io,
-    os::fd::{FromRawFd, OwnedFd, RawFd},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
 };
 
-use serde::{Deserialize, Serialize};
-
-/// A process, identified across pid reuse.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcessIdentity {
-    pub pid: u32,
-    /// Clock ticks after boot at which the process started.
-    pub start_time: u64,
-}
+pub use crate::job::ProcessIdentity;
 
 /// What `/proc/<pid>/stat` says of a process.
 struct Stat {
@@ -102,12 +94,6 @@ impl ProcessIdentity {
             }
         }
     }
-
-    /// Sends `signal` if this process is still alive; false when it is gone.
-    pub fn signal(&self, signal: i32) -> bool {
-        // SAFETY: kill has no memory-safety preconditions.
-        self.is_alive() && unsafe { libc::kill(self.pid as libc::pid_t, signal) } == 0
-    }
 }
 
 /// A pidfd for process `pid`: it becomes readable when the process exits, whether
@@ -120,6 +106,25 @@ pub fn pidfd_open(pid: u32, flags: libc::c_int) -> io::Result<OwnedFd> {
     }
     // SAFETY: the kernel just gave us this fd and nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Sends `signal` to the process a pidfd names. Unlike `kill`, this can never reach
+/// a later process that was given the same pid.
+pub fn pidfd_send_signal(pidfd: &impl AsRawFd, signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: the syscall takes a live fd, a signal number, a null siginfo and flags.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if result < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

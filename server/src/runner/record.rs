@@ -24,17 +24,9 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::process::ProcessIdentity;
-use crate::job::{FailureReason, JobState, Millis, Outcome, TokenUsage};
-
-/// One of a job's output logs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum OutputStream {
-    #[default]
-    Transcript,
-    Events,
-    Stderr,
-}
+use crate::job::{
+    FailureReason, JobState, Millis, Outcome, OutputStream, ProcessIdentity, TokenUsage,
+};
 
 /// The files of one job, named in one place.
 #[derive(Clone, Debug)]

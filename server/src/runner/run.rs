@@ -24,10 +24,10 @@ use std::{
 
 use super::{
     process::{ProcessIdentity, pidfd_open},
-    record::{Ending, ExitRecord, JobDir, OutputStream, RunnerCommand, RunnerStatus},
+    record::{Ending, ExitRecord, JobDir, RunnerCommand, RunnerStatus},
     transcript::Transcriber,
 };
-use crate::job::now_millis;
+use crate::job::{OutputStream, now_millis};
 
 /// How long the runner reads Codex's pipes after Codex and everything it started
 /// are gone.

@@ -9,8 +9,7 @@ use prost_types::Timestamp;
 
 use crate::{
     error::Error,
-    job::{FailureReason, Job, JobId, JobSpec, JobState, Millis, Sandbox},
-    runner::record::OutputStream,
+    job::{FailureReason, Job, JobId, JobSpec, JobState, Millis, OutputStream, Sandbox},
 };
 
 pub const MAX_PROMPT_BYTES: usize = 1024 * 1024;

@@ -12,8 +12,8 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     error::Error,
+    job::ListFilter,
     manager::{FollowEvent, FollowStart, JobManager, WindowRequest},
-    store::ListFilter,
 };
 
 /// The one place where manager errors become gRPC statuses.
@@ -59,7 +59,7 @@ impl CodexJobs for JobService {
         let request = request.into_inner();
         let spec = convert::spec(request.spec)?;
         let request_id = convert::request_id(request.request_id)?;
-        let (job, created) = self.manager.start(spec, request_id)?;
+        let (job, created) = self.manager.start(spec, request_id).await?;
         Ok(Response::new(pb::StartResponse {
             job: Some(job.into()),
             created,
@@ -121,7 +121,7 @@ impl CodexJobs for JobService {
             before: convert::page_token(&request.page_token)?,
             limit: convert::page_size(request.page_size)?,
         };
-        let page = self.manager.list(&filter)?;
+        let page = self.manager.list(filter).await?;
         Ok(Response::new(pb::ListResponse {
             jobs: page.jobs.into_iter().map(Into::into).collect(),
             next_page_token: page.next.map(|id| id.to_string()).unwrap_or_default(),
@@ -146,7 +146,7 @@ impl CodexJobs for JobService {
             },
         };
         let stream = convert::output_stream(request.stream)?;
-        let events = self.manager.follow(id, start, stream)?;
+        let events = self.manager.follow(id, start, stream).await?;
         let responses = ReceiverStream::new(events).map(|event| {
             use pb::follow_response::Event;
             let event = match event? {

@@ -2,9 +2,9 @@
 //! Python SDK (`mcp` on PyPI, through `fixtures/mcp_client.py`) and the MCP
 //! Inspector CLI (npm), over stdio, against a real server.
 
-mod support;
+use codex_jobs_test_support as support;
 
-use std::{path::Path, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
 use serde_json::{Value, json};
 use support::{ServerOptions, TestServer, pb, process_alive};
@@ -15,7 +15,7 @@ fn run_steps(bridge_args: &[String], env: Value, steps: Value) -> Option<Vec<Val
     let python = support::python()?;
     let scratch = tempfile::tempdir().unwrap();
     let scenario = scratch.path().join("scenario.json");
-    let bridge = support::workspace_bin("codex-jobs-mcp");
+    let bridge = support::bin("codex-jobs-mcp");
     let mut env = env;
     // The SDK starts the bridge with a clean environment plus what we give it.
     for key in ["PATH", "HOME"] {
@@ -26,7 +26,7 @@ fn run_steps(bridge_args: &[String], env: Value, steps: Value) -> Option<Vec<Val
     let scenario_json = json!({"command": bridge, "args": bridge_args, "env": env, "steps": steps});
     std::fs::write(&scenario, scenario_json.to_string()).unwrap();
     let output = Command::new(python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mcp_client.py"))
+        .arg(support::fixture("mcp_client.py"))
         .arg(&scenario)
         .output()
         .unwrap();
@@ -453,7 +453,7 @@ async fn the_mcp_inspector_cli_lists_and_calls_the_tools() {
         return;
     };
     let server = TestServer::with(ServerOptions::default()).await;
-    let bridge = support::workspace_bin("codex-jobs-mcp");
+    let bridge = support::bin("codex-jobs-mcp");
     let inspect = |args: &[&str]| -> Value {
         let output = Command::new(&inspector)
             .arg("--cli")

@@ -1,6 +1,10 @@
-//! Shared setup of the end-to-end tests: a real `codex-jobs-server` on a temporary
-//! state dir and a free loopback port, with the fake `codex` of `fixtures/`.
-#![allow(dead_code)]
+//! Shared setup of the end-to-end tests and the benchmark: a real
+//! `codex-jobs-server` on a temporary state dir and a free loopback port, with the
+//! fake `codex` of `fixtures/`, and the outside tools the tests drive.
+//!
+//! The tests run the workspace's binaries from the target directory they were built
+//! into: `cargo test --workspace` (the README's test command) builds every one of
+//! them first.
 
 use std::{
     collections::HashMap,
@@ -11,45 +15,51 @@ use std::{
 };
 
 pub use codex_jobs_client::{Client, ClientError, pb};
+use codex_jobs_server::runner::record::JobDir;
 use tempfile::TempDir;
+
+/// A file of `fixtures/`: the fake Codex CLI, the mock Responses API, Python clients.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
 
 /// The fake Codex CLI.
 pub fn fake_codex() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-codex")
+    fixture("fake-codex")
 }
 
-/// A binary of another package of this workspace (`cargo test` builds only the
-/// binaries of the package under test), built fresh once per test process so that a
-/// test never runs a stale copy.
-pub fn workspace_bin(name: &str) -> PathBuf {
-    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let server = PathBuf::from(env!("CARGO_BIN_EXE_codex-jobs-server"));
-    let bin = server.with_file_name(name);
-    let mut built = BUILT
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if !built.iter().any(|done| done == name) {
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .args(["build", "--quiet", "--workspace", "--bin", name])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if server.parent().is_some_and(|dir| dir.ends_with("release")) {
-            cargo.arg("--release");
-        }
-        let status = cargo.status().expect("cargo runs");
-        assert!(status.success(), "cargo build --bin {name} failed");
-        built.push(name.to_string());
+/// The directory the running test executable was built into (`target/debug` or
+/// `target/release`), where cargo puts the workspace's binaries too.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    // target/<profile>/deps/<test>-<hash>
+    let dir = exe.parent().expect("the test's directory");
+    match dir.file_name() {
+        Some(name) if name == "deps" => dir.parent().unwrap().to_path_buf(),
+        _ => dir.to_path_buf(),
     }
-    bin
+}
+
+/// A binary of this workspace (`codex-jobs-server`, `codex-jobs-runner`,
+/// `codex-jobs`, `codex-jobs-mcp`), as cargo built it for this test run.
+pub fn bin(name: &str) -> PathBuf {
+    let path = profile_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace`, which builds every binary they run",
+        path.display()
+    );
+    path
 }
 
 /// The workspace's `target` directory, where tests install the outside tools they
 /// drive (the real Codex CLI, MCP clients).
 pub fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_codex-jobs-server"))
-        .ancestors()
-        .nth(2)
-        .expect("the binary lives in target/<profile>/")
+    profile_dir()
+        .parent()
+        .expect("the profile dir lives in target/")
         .to_path_buf()
 }
 
@@ -182,24 +192,27 @@ impl TestServer {
     /// Starts the server process on this server's state dir and a free port, and
     /// waits until it answers.
     pub async fn launch(&mut self) {
-        let log_path = self.dir.path().join("server.log");
-        let logged_before = std::fs::read_to_string(&log_path).map_or(0, |log| log.len());
+        let ready_file = self.dir.path().join("ready");
+        let _ = std::fs::remove_file(&ready_file);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.path().join("server.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_codex-jobs-server"))
+        let child = Command::new(bin("codex-jobs-server"))
             .arg("--state-dir")
             .arg(self.state_dir())
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--listen")
             .arg(format!("unix:{}", self.socket().display()))
+            .arg("--ready-file")
+            .arg(&ready_file)
             .arg("--codex-bin")
             .arg(&self.options.codex_bin)
             .args(&self.options.args)
             .envs(&self.options.env)
+            .env(TEST_MARK, self.dir.path())
             .env("FAKE_CODEX_PID_DIR", self.pid_dir())
             .env("FAKE_CODEX_ARGV_LOG", self.argv_log())
             .stdin(Stdio::null())
@@ -208,18 +221,27 @@ impl TestServer {
             .spawn()
             .expect("the server starts");
         self.child = Some(child);
-        // The server logs the port it was given.
+        // The server writes the addresses it got once it listens.
+        let log = self.dir.path().join("server.log");
         self.port = eventually(
-            "the server reports its port",
+            "the server writes its ready file",
             Duration::from_secs(20),
             || {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                let port = log[logged_before.min(log.len())..]
-                    .split("listening on 127.0.0.1:")
-                    .nth(1)
-                    .and_then(|rest| rest.split_whitespace().next())
-                    .and_then(|port| port.parse().ok());
-                async move { port }
+                let ready_file = ready_file.clone();
+                let log = log.clone();
+                async move {
+                    let Ok(addresses) = std::fs::read_to_string(ready_file) else {
+                        let log = std::fs::read_to_string(log).unwrap_or_default();
+                        assert!(
+                            !log.contains(" ERROR "),
+                            "the server failed to start:\n{log}"
+                        );
+                        return None;
+                    };
+                    addresses
+                        .lines()
+                        .find_map(|address| address.strip_prefix("127.0.0.1:")?.parse().ok())
+                }
             },
         )
         .await;
@@ -298,7 +320,7 @@ impl TestServer {
 
     pub fn cli_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
         use std::io::Write;
-        let mut child = Command::new(workspace_bin("codex-jobs"))
+        let mut child = Command::new(bin("codex-jobs"))
             .args(args)
             .env("CODEX_JOBS_ENDPOINT", self.endpoint())
             .env_remove("CODEX_JOBS_TOKEN")
@@ -421,24 +443,61 @@ async fn poll_job(endpoint: &str, job_id: &str) -> pb::Job {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill9();
-        // End whatever runners and Codex processes the test left behind.
-        let Ok(jobs) = std::fs::read_dir(self.state_dir().join("jobs")) else {
-            return;
-        };
-        for job in jobs.flatten() {
-            let Ok(status) = std::fs::read_to_string(job.path().join("status.json")) else {
-                continue;
-            };
-            let Ok(status) = serde_json::from_str::<serde_json::Value>(&status) else {
-                continue;
-            };
-            if let Some(codex) = status["codex_pid"].as_i64() {
-                unsafe { libc::killpg(codex as i32, libc::SIGKILL) };
-            }
-            if let Some(runner) = status["runner"]["pid"].as_i64() {
-                unsafe { libc::kill(runner as i32, libc::SIGKILL) };
+        // End whatever runners and Codex processes the test left behind, as their
+        // records name them.
+        if let Ok(jobs) = std::fs::read_dir(self.state_dir().join("jobs")) {
+            for job in jobs.flatten() {
+                let Ok(Some(status)) = JobDir::new(job.path()).read_status() else {
+                    continue;
+                };
+                if let Some(codex) = status.codex {
+                    codex.kill_session();
+                }
+                status.runner.kill_session();
             }
         }
+        // Then nothing the test started may be left.
+        let leaked = leftover_processes(self.dir.path());
+        if !leaked.is_empty() {
+            for pid in &leaked {
+                unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+            }
+            if !std::thread::panicking() {
+                panic!("processes this test started outlived it: {leaked:?}");
+            }
+        }
+    }
+}
+
+/// The environment variable that marks every process a `TestServer` starts (the
+/// server, its runners, Codex and whatever Codex starts) with its temp dir.
+pub const TEST_MARK: &str = "CODEX_JOBS_TEST_DIR";
+
+/// The live processes marked with `dir`, once those that are dying have had up to
+/// five seconds to go.
+pub fn leftover_processes(dir: &Path) -> Vec<u32> {
+    let mark = format!("{TEST_MARK}={}", dir.display()).into_bytes();
+    let marked = || -> Vec<u32> {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| process_alive(*pid as i32))
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|environ| environ.split(|&b| b == 0).any(|var| var == mark))
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = marked();
+        if left.is_empty() || std::time::Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -1,6 +1,6 @@
 //! The `codex-jobs` CLI, run as a person or a script would run it.
 
-mod support;
+use codex_jobs_test_support as support;
 
 use serde_json::Value;
 use support::{TestServer, pb};
