@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::pb;
+use crate::{names, pb};
 
 /// A job, as tools and scripts see it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -82,29 +82,6 @@ fn plain_integers(schema: &mut schemars::Schema) {
     schemars::transform::transform_subschemas(&mut plain_integers, schema);
 }
 
-/// The codex-async `status` of a job state.
-pub fn status(state: pb::JobState) -> &'static str {
-    match state {
-        pb::JobState::Queued | pb::JobState::Unspecified => "queued",
-        pb::JobState::Running => "running",
-        pb::JobState::Succeeded => "done",
-        pb::JobState::Failed => "error",
-        pb::JobState::Cancelled => "cancelled",
-    }
-}
-
-/// The lower-case name of a job state, as `state` carries it.
-pub fn state_name(state: pb::JobState) -> &'static str {
-    match state {
-        pb::JobState::Unspecified => "unspecified",
-        pb::JobState::Queued => "queued",
-        pb::JobState::Running => "running",
-        pb::JobState::Succeeded => "succeeded",
-        pb::JobState::Failed => "failed",
-        pb::JobState::Cancelled => "cancelled",
-    }
-}
-
 /// An RFC 3339 timestamp.
 fn time(timestamp: Option<&prost_types::Timestamp>) -> Option<String> {
     let timestamp = timestamp?;
@@ -124,8 +101,8 @@ impl From<&pb::Job> for JobView {
         let spec = job.spec.clone().unwrap_or_default();
         JobView {
             job_id: job.id.clone(),
-            status: status(job.state()).into(),
-            state: state_name(job.state()).into(),
+            status: names::status_name(job.state()).into(),
+            state: names::state_name(job.state()).into(),
             exit_code: job.exit_code,
             signal: job.signal,
             error: non_empty(&job.error),

@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod json;
+pub mod names;
 
 use std::time::Duration;
 
@@ -52,6 +53,12 @@ pub enum ClientError {
     Unreachable { endpoint: String, reason: String },
     #[error("{}", describe(.0))]
     Status(#[from] Status),
+    /// What the caller gave could not be used (stdin, a path), before any request.
+    #[error("{0}")]
+    Input(String),
+    /// A Follow stream broke and could not be resumed.
+    #[error("{0}")]
+    StreamLost(String),
 }
 
 /// A status as a sentence: the server's message already says what to do.

@@ -329,7 +329,8 @@ async fn failures_are_tool_errors_that_say_what_to_do() {
         "job id must be a UUID v7".to_string(),
         "approval_policy must be one of suggest, auto-edit, full-auto; got \"yolo\"".to_string(),
         "prompt must not be empty".to_string(),
-        "state must be one of queued, running, done, error, cancelled".to_string(),
+        "state must be one of queued, running, succeeded, failed, cancelled (or done, error)"
+            .to_string(),
         "job_id".to_string(),
     ];
     for (result, expected) in results.iter().zip(expected) {

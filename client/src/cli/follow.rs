@@ -35,11 +35,10 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
         if let Some(since) = broken_since {
             tokio::time::sleep(Duration::from_millis(500)).await;
             if since.elapsed() > RECONNECT_FOR {
-                return Err(tonic::Status::unavailable(format!(
+                return Err(ClientError::StreamLost(format!(
                     "lost the stream and could not resume it for {} s",
                     RECONNECT_FOR.as_secs()
-                ))
-                .into());
+                )));
             }
         }
         let request = pb::FollowRequest {
@@ -63,10 +62,9 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
                 Ok(None) => match last_job {
                     Some(job) if crate::is_finished(&job) => return Ok(finish(&job, offset, out)),
                     _ => {
-                        return Err(tonic::Status::unavailable(
-                            "the stream ended before the job did",
-                        )
-                        .into());
+                        return Err(ClientError::StreamLost(
+                            "the stream ended before the job did".into(),
+                        ));
                     }
                 },
                 Err(status) if retryable(&status) => {

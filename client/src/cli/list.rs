@@ -5,15 +5,15 @@ use std::process::ExitCode;
 use super::{Output, start::parse_label};
 use crate::{
     Client, ClientError,
-    json::{self, JobList, JobView},
-    pb,
+    json::{JobList, JobView},
+    names, pb,
 };
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Only jobs in this state: queued, running, succeeded, failed, cancelled.
-    #[arg(long, value_parser = ["queued", "running", "succeeded", "failed", "cancelled"])]
-    state: Option<String>,
+    /// Only jobs in this state.
+    #[arg(long, value_parser = names::state_arg())]
+    state: Option<pb::JobState>,
     /// Only jobs with this label, repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     labels: Vec<(String, String)>,
@@ -26,16 +26,9 @@ pub struct Args {
 }
 
 pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCode, ClientError> {
-    let state = args.state.as_deref().map(|state| match state {
-        "queued" => pb::JobState::Queued,
-        "running" => pb::JobState::Running,
-        "succeeded" => pb::JobState::Succeeded,
-        "failed" => pb::JobState::Failed,
-        _ => pb::JobState::Cancelled,
-    });
     let response = client
         .list(pb::ListRequest {
-            states: state.into_iter().map(Into::into).collect(),
+            states: args.state.into_iter().map(Into::into).collect(),
             labels: args.labels.into_iter().collect(),
             page_size: args.limit,
             page_token: args.page_token.unwrap_or_default(),
@@ -71,7 +64,7 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
         println!(
             "{:<36}  {:<9}  {:<4}  {:<20}  {prompt}",
             job.id,
-            json::state_name(job.state()),
+            names::state_name(job.state()),
             exit,
             created
         );

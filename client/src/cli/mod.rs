@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{Client, ClientError, json, pb};
+use crate::{Client, ClientError, json, names, pb};
 
 /// Run and watch Codex jobs on a codex-jobs-server.
 #[derive(Debug, Parser)]
@@ -101,7 +101,7 @@ impl Output {
 
 /// `<id> <state> ...`: what a person needs to know of a job in one line.
 fn summary(job: &pb::Job) -> String {
-    let mut line = format!("{}  {}", job.id, json::state_name(job.state()));
+    let mut line = format!("{}  {}", job.id, names::state_name(job.state()));
     if let Some(code) = job.exit_code {
         line += &format!("  exit {code}");
     }

@@ -3,7 +3,7 @@
 use std::{collections::HashMap, io::Read, process::ExitCode};
 
 use super::Output;
-use crate::{Client, ClientError, pb};
+use crate::{Client, ClientError, names, pb};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -13,9 +13,9 @@ pub struct Args {
     /// Model for Codex (`codex exec -m`).
     #[arg(long, short)]
     model: Option<String>,
-    /// read-only, workspace-write, danger-full-access or bypass [default: read-only]
-    #[arg(long, short, value_parser = ["read-only", "workspace-write", "danger-full-access", "bypass"])]
-    sandbox: Option<String>,
+    /// How much Codex may do [default: read-only]
+    #[arg(long, short, value_parser = names::sandbox_arg())]
+    sandbox: Option<pb::Sandbox>,
     /// Kill the job after this many seconds [default: the server's]
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
@@ -41,7 +41,7 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
         std::io::stdin()
             .read_to_string(&mut prompt)
             .map_err(|err| {
-                tonic::Status::invalid_argument(format!("cannot read the prompt from stdin: {err}"))
+                ClientError::Input(format!("cannot read the prompt from stdin: {err}"))
             })?;
         prompt
     } else {
@@ -51,13 +51,8 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
         Some(cwd) => std::path::absolute(cwd),
         None => std::env::current_dir(),
     }
-    .map_err(|err| tonic::Status::invalid_argument(format!("cannot resolve the cwd: {err}")))?;
-    let sandbox = match args.sandbox.as_deref() {
-        Some("workspace-write") => pb::Sandbox::WorkspaceWrite,
-        Some("danger-full-access") => pb::Sandbox::DangerFullAccess,
-        Some("bypass") => pb::Sandbox::Bypass,
-        _ => pb::Sandbox::ReadOnly,
-    };
+    .map_err(|err| ClientError::Input(format!("cannot resolve the cwd: {err}")))?;
+    let sandbox = args.sandbox.unwrap_or(pb::Sandbox::ReadOnly);
     let spec = pb::JobSpec {
         prompt,
         cwd: cwd.display().to_string(),

@@ -1,6 +1,6 @@
 //! `codex_list`: recent jobs.
 
-use codex_jobs_client::{json::JobList, pb};
+use codex_jobs_client::{json::JobList, names, pb};
 use rmcp::{Json, handler::server::wrapper::Parameters, tool, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -12,25 +12,13 @@ pub struct ListArgs {
     /// How many jobs to return, newest first (1-1000).
     #[serde(default = "default_limit")]
     pub limit: u32,
-    /// Only jobs with this status: queued, running, done, error or cancelled.
+    /// Only jobs with this status: queued, running, done, error or cancelled (or
+    /// succeeded, failed).
     pub state: Option<String>,
 }
 
 fn default_limit() -> u32 {
     20
-}
-
-fn state(name: &str) -> Result<pb::JobState, String> {
-    match name {
-        "queued" => Ok(pb::JobState::Queued),
-        "running" => Ok(pb::JobState::Running),
-        "done" | "succeeded" => Ok(pb::JobState::Succeeded),
-        "error" | "failed" => Ok(pb::JobState::Failed),
-        "cancelled" => Ok(pb::JobState::Cancelled),
-        other => Err(format!(
-            "state must be one of queued, running, done, error, cancelled; got {other:?}"
-        )),
-    }
 }
 
 #[tool_router(router = list_router, vis = "pub(super)")]
@@ -43,7 +31,7 @@ impl Bridge {
         Parameters(args): Parameters<ListArgs>,
     ) -> Result<Json<JobList>, String> {
         let states = match args.state.as_deref() {
-            Some(name) => vec![state(name)?.into()],
+            Some(name) => vec![names::parse_state(name)?.into()],
             None => Vec::new(),
         };
         let request = pb::ListRequest {

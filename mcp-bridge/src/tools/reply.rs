@@ -40,7 +40,7 @@ impl Bridge {
             return Err(format!(
                 "job {} is still {}: wait for it to finish (codex_wait) before replying",
                 args.job_id,
-                codex_jobs_client::json::status(earlier.state())
+                codex_jobs_client::names::status_name(earlier.state())
             ));
         }
         if earlier.thread_id.is_empty() {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use codex_jobs_client::{json::JobView, pb};
+use codex_jobs_client::{json::JobView, names, pb};
 use rmcp::{Json, handler::server::wrapper::Parameters, tool, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -35,13 +35,7 @@ pub struct StartArgs {
 /// The proto sandbox for the tool's `sandbox` / `approval_policy` arguments.
 fn sandbox(sandbox: Option<&str>, approval_policy: Option<&str>) -> Result<pb::Sandbox, String> {
     match (sandbox, approval_policy) {
-        (Some("read-only"), _) => Ok(pb::Sandbox::ReadOnly),
-        (Some("workspace-write"), _) => Ok(pb::Sandbox::WorkspaceWrite),
-        (Some("danger-full-access"), _) => Ok(pb::Sandbox::DangerFullAccess),
-        (Some("bypass"), _) => Ok(pb::Sandbox::Bypass),
-        (Some(other), _) => Err(format!(
-            "sandbox must be one of read-only, workspace-write, danger-full-access, bypass; got {other:?}"
-        )),
+        (Some(name), _) => names::parse_sandbox(name),
         (None, None | Some("suggest")) => Ok(pb::Sandbox::ReadOnly),
         (None, Some("auto-edit")) => Ok(pb::Sandbox::WorkspaceWrite),
         (None, Some("full-auto")) => Ok(pb::Sandbox::Bypass),

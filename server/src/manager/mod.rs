@@ -16,6 +16,8 @@ mod follow;
 mod poll;
 mod recover;
 mod start;
+#[cfg(test)]
+mod tests;
 
 use std::{
     collections::{HashMap, VecDeque},

@@ -208,7 +208,11 @@ impl ExitRecord {
             }
             (Ending::TimedOut, _, _) => {
                 outcome.failure_reason = Some(FailureReason::TimedOut);
-                outcome.error = reported.to_string();
+                // The runner says after how long; an older record may not.
+                outcome.error = match reported {
+                    "" => "timed out".into(),
+                    reported => reported.into(),
+                };
                 JobState::Failed
             }
             (Ending::StartFailed, _, _) => {
@@ -223,5 +227,121 @@ impl ExitRecord {
             }
         };
         (state, outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(ending: Ending, exit_code: Option<i32>, signal: Option<i32>) -> ExitRecord {
+        ExitRecord {
+            ending,
+            exit_code,
+            signal,
+            error: None,
+            final_message: String::new(),
+            finished_at: 0,
+        }
+    }
+
+    #[test]
+    fn each_ending_maps_to_its_state_and_reason() {
+        use FailureReason::*;
+        let cases = [
+            (
+                record(Ending::Exited, Some(0), None),
+                JobState::Succeeded,
+                None,
+            ),
+            (
+                record(Ending::Exited, Some(2), None),
+                JobState::Failed,
+                Some(NonZeroExit),
+            ),
+            (
+                record(Ending::Exited, None, Some(9)),
+                JobState::Failed,
+                Some(Signaled),
+            ),
+            // Ended by the runner after its own report of a finished turn.
+            (
+                record(Ending::CompletedWithoutExit, None, Some(15)),
+                JobState::Succeeded,
+                None,
+            ),
+            (
+                record(Ending::Cancelled, None, Some(15)),
+                JobState::Cancelled,
+                None,
+            ),
+            (
+                record(Ending::TimedOut, None, Some(15)),
+                JobState::Failed,
+                Some(TimedOut),
+            ),
+            (
+                record(Ending::StartFailed, None, None),
+                JobState::Failed,
+                Some(StartFailed),
+            ),
+            (
+                record(Ending::RunnerFailed, None, None),
+                JobState::Failed,
+                Some(Lost),
+            ),
+        ];
+        for (exit, state, reason) in cases {
+            let (got_state, outcome) = exit.outcome();
+            assert_eq!(
+                (got_state, outcome.failure_reason),
+                (state, reason),
+                "{exit:?}"
+            );
+            assert_eq!(outcome.exit_code, exit.exit_code);
+            assert_eq!(outcome.signal, exit.signal);
+            assert_eq!(
+                outcome.error.is_empty(),
+                state == JobState::Succeeded,
+                "{exit:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_error_says_what_codex_reported() {
+        let mut exit = record(Ending::Exited, Some(1), None);
+        exit.error = Some("stream disconnected".into());
+        assert_eq!(
+            exit.outcome().1.error,
+            "codex exited with status 1: stream disconnected"
+        );
+        let mut signaled = record(Ending::Exited, None, Some(9));
+        signaled.error = None;
+        assert_eq!(signaled.outcome().1.error, "codex was killed by signal 9");
+        let mut timed_out = record(Ending::TimedOut, None, Some(15));
+        timed_out.error = Some("timed out after 5 s".into());
+        assert_eq!(timed_out.outcome().1.error, "timed out after 5 s");
+    }
+
+    #[test]
+    fn a_status_round_trips_through_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = JobDir::new(dir.path());
+        assert_eq!(dir.read_status().unwrap(), None);
+        let status = RunnerStatus {
+            runner: ProcessIdentity {
+                pid: 7,
+                start_time: 8,
+            },
+            codex: Some(ProcessIdentity {
+                pid: 9,
+                start_time: 10,
+            }),
+            exit: Some(record(Ending::Cancelled, None, Some(15))),
+            ..RunnerStatus::default()
+        };
+        dir.write_status(&status, true).unwrap();
+        assert_eq!(dir.read_status().unwrap(), Some(status));
     }
 }

@@ -317,3 +317,121 @@ impl From<Job> for pb::Job {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(err: Error) -> String {
+        match err {
+            Error::InvalidArgument(message) => message,
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    fn spec() -> pb::JobSpec {
+        pb::JobSpec {
+            prompt: "fix the tests".into(),
+            cwd: "/src/app".into(),
+            ..Default::default()
+        }
+    }
+
+    fn refused(change: impl FnOnce(&mut pb::JobSpec)) -> String {
+        let mut spec = spec();
+        change(&mut spec);
+        message(super::spec(Some(spec)).unwrap_err())
+    }
+
+    #[test]
+    fn a_good_spec_converts_with_its_defaults() {
+        let converted = super::spec(Some(spec())).unwrap();
+        assert_eq!(converted.prompt, "fix the tests");
+        assert_eq!(converted.cwd, PathBuf::from("/src/app"));
+        assert_eq!(converted.sandbox, Sandbox::ReadOnly);
+        assert_eq!(converted.timeout, None);
+        assert!(converted.labels.is_empty());
+    }
+
+    #[test]
+    fn each_bad_spec_field_is_refused_with_what_is_allowed() {
+        assert_eq!(message(super::spec(None).unwrap_err()), "spec is required");
+        assert!(refused(|s| s.prompt = " \n".into()).contains("must not be empty"));
+        assert!(refused(|s| s.prompt = "a\0b".into()).contains("NUL"));
+        let huge = "x".repeat(MAX_PROMPT_BYTES + 1);
+        assert!(refused(|s| s.prompt = huge).contains("at most 1048576 bytes"));
+        assert!(refused(|s| s.cwd = "src".into()).contains("absolute path"));
+        assert!(refused(|s| s.model = "--yolo".into()).contains("not starting with '-'"));
+        assert!(refused(|s| s.sandbox = 99).contains("allowed: READ_ONLY"));
+        let week_and_a_second = prost_types::Duration {
+            seconds: 7 * 24 * 3600 + 1,
+            nanos: 0,
+        };
+        assert!(refused(|s| s.timeout = Some(week_and_a_second)).contains("between 1 and"));
+        assert!(
+            refused(|s| s.labels = [("bad key".into(), "v".into())].into()).contains("A-Z a-z 0-9")
+        );
+        assert!(refused(|s| s.resume_thread_id = "-c x".into()).contains("UUID"));
+    }
+
+    #[test]
+    fn window_and_page_bounds() {
+        assert_eq!(tail_lines(10_000).unwrap(), 10_000);
+        assert_eq!(
+            message(tail_lines(10_001).unwrap_err()),
+            "tail_lines must be between 0 and 10000, got 10001"
+        );
+        assert_eq!(max_bytes(0).unwrap(), DEFAULT_MAX_BYTES);
+        assert!(max_bytes(MAX_BYTES + 1).is_err());
+        assert_eq!(page_size(0).unwrap(), DEFAULT_PAGE_SIZE);
+        assert!(page_size(MAX_PAGE_SIZE + 1).is_err());
+        assert_eq!(page_token("").unwrap(), None);
+        assert!(page_token("../etc").is_err());
+        let five_minutes_and_a_second = prost_types::Duration {
+            seconds: 301,
+            nanos: 0,
+        };
+        assert!(wait(Some(five_minutes_and_a_second)).is_err());
+        assert_eq!(wait(None).unwrap(), None);
+    }
+
+    #[test]
+    fn enums_accept_known_values_only() {
+        assert_eq!(output_stream(0).unwrap(), OutputStream::Transcript);
+        assert_eq!(
+            output_stream(pb::OutputStream::Stderr as i32).unwrap(),
+            OutputStream::Stderr
+        );
+        assert!(output_stream(42).is_err());
+        assert_eq!(
+            job_state(pb::JobState::Failed as i32).unwrap(),
+            JobState::Failed
+        );
+        // Unspecified is no state a job can be listed by.
+        assert!(job_state(0).is_err());
+        assert!(message(job_id("nope").unwrap_err()).contains("UUID v7"));
+    }
+
+    #[test]
+    fn a_job_converts_to_its_message() {
+        let mut job = Job::queued(super::spec(Some(spec())).unwrap(), Some("req".into()));
+        job.state = JobState::Failed;
+        job.outcome.failure_reason = Some(FailureReason::TimedOut);
+        job.outcome.exit_code = Some(124);
+        job.finished_at = Some(1_500);
+        let message = pb::Job::from(job.clone());
+        assert_eq!(message.id, job.id.to_string());
+        assert_eq!(message.state(), pb::JobState::Failed);
+        assert_eq!(message.failure_reason(), pb::FailureReason::TimedOut);
+        assert_eq!(message.exit_code, Some(124));
+        assert_eq!(message.request_id, "req");
+        assert_eq!(
+            message.finished_at,
+            Some(Timestamp {
+                seconds: 1,
+                nanos: 500_000_000
+            })
+        );
+        assert_eq!(message.spec.unwrap().cwd, "/src/app");
+    }
+}
