@@ -2,8 +2,25 @@ use clap::Parser;
 use codex_jobs_server::config::ServerArgs;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    // The server's blocking work (a store query, a pread of a log) takes
+    // microseconds: a few blocking threads that stay busy under load answer a burst
+    // of clients faster than tokio's default of up to 512, one woken per request.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads((2 * cores).max(4))
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(serve()),
+        Err(err) => {
+            eprintln!("codex-jobs-server: cannot start the async runtime: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),

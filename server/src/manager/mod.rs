@@ -12,6 +12,7 @@
 
 mod cancel;
 mod changes;
+mod finished;
 mod follow;
 mod poll;
 mod recover;
@@ -44,6 +45,9 @@ use crate::{
 /// under the 4 MiB message limit gRPC clients apply by default.
 const MAX_PAGE_BYTES: usize = 3 * 1024 * 1024;
 
+/// How much memory finished jobs kept for quick answers may take.
+const FINISHED_JOBS_BUDGET: usize = 8 * 1024 * 1024;
+
 /// The host's policy and limits.
 #[derive(Clone, Debug)]
 pub struct ManagerConfig {
@@ -68,6 +72,8 @@ pub struct JobManager {
     store: Store,
     jobs_dir: PathBuf,
     live: Mutex<Live>,
+    /// Finished jobs read lately.
+    finished: finished::FinishedJobs,
     watcher: changes::DirWatcher,
 }
 
@@ -132,6 +138,7 @@ impl JobManager {
             store,
             jobs_dir,
             live: Mutex::new(Live::default()),
+            finished: finished::FinishedJobs::new(FINISHED_JOBS_BUDGET),
             watcher,
         });
         manager.recover()?;
@@ -182,7 +189,16 @@ impl JobManager {
                 }
                 Ok(job)
             }
-            None => self.store.get(id)?.ok_or(Error::NotFound(id)),
+            None => {
+                if let Some(job) = self.finished.get(id) {
+                    return Ok(job);
+                }
+                let job = self.store.get(id)?.ok_or(Error::NotFound(id))?;
+                if job.state.is_terminal() {
+                    self.finished.keep(&job);
+                }
+                Ok(job)
+            }
         }
     }
 

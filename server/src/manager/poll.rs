@@ -42,6 +42,9 @@ impl JobManager {
         max_bytes: usize,
         wait: Option<Duration>,
     ) -> Result<PollResult> {
+        if let Some(answer) = self.poll_finished(id, request, stream) {
+            return Ok(answer);
+        }
         let deadline = wait.map(|wait| Instant::now() + wait);
         // Only a call that may wait needs to hear of changes.
         let mut changed = wait.and_then(|_| self.subscribe(id));
@@ -76,6 +79,34 @@ impl JobManager {
                 _ = tokio::time::sleep_until(deadline) => {}
             }
         }
+    }
+
+    /// The answer for a finished job kept in memory, when it needs no file read:
+    /// its transcript is complete, so its size is the job's `output_size`, and
+    /// nothing is ever new after it.
+    fn poll_finished(
+        &self,
+        id: JobId,
+        request: WindowRequest,
+        stream: OutputStream,
+    ) -> Option<PollResult> {
+        if stream != OutputStream::Transcript {
+            return None;
+        }
+        let job = self.finished.get(id)?;
+        let size = job.output_size;
+        match request {
+            WindowRequest::Nothing => {}
+            WindowRequest::Since(offset) if offset == size => {}
+            _ => return None,
+        }
+        let window = Window {
+            start: size,
+            end: size,
+            size,
+            ..Window::default()
+        };
+        Some(PollResult { job, window })
     }
 
     /// The job and one window of its log, as they are now.
