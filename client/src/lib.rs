@@ -15,8 +15,11 @@
 //! ```
 
 pub mod cli;
+mod connect;
 pub mod json;
 pub mod names;
+
+pub use connect::{ConnectArgs, Credentials};
 
 use std::time::Duration;
 
@@ -26,7 +29,7 @@ use tonic::{
     Request, Status,
     metadata::MetadataValue,
     service::{Interceptor, interceptor::InterceptedService},
-    transport::{Channel, Endpoint, Uri},
+    transport::Channel,
 };
 
 /// The endpoint a client uses when given none: the default server's Unix socket.
@@ -42,8 +45,11 @@ pub fn default_state_dir() -> std::path::PathBuf {
 /// What can go wrong talking to a server.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("bad endpoint {0:?}: use http://HOST:PORT or unix:PATH")]
+    #[error("bad endpoint {0:?}: use http://HOST:PORT, https://HOST:PORT or unix:PATH")]
     BadEndpoint(String),
+    /// The TLS options cannot be used as given.
+    #[error("{0}")]
+    BadTls(String),
     #[error("bad token: {0}")]
     BadToken(String),
     #[error(
@@ -71,9 +77,22 @@ fn describe(status: &Status) -> String {
         Code::ResourceExhausted => "resource exhausted",
         Code::Unauthenticated => "unauthenticated",
         Code::Unavailable => "server unavailable",
-        _ => return format!("{:?}: {}", status.code(), status.message()),
+        _ => return format!("{:?}: {}", status.code(), with_source(status)),
     };
-    format!("{kind}: {}", status.message())
+    format!("{kind}: {}", with_source(status))
+}
+
+/// A status's message and, for failures below gRPC (a TLS alert, a reset
+/// connection), what caused them.
+fn with_source(status: &Status) -> String {
+    use std::error::Error;
+    let message = status.message();
+    match status.source().map(source_chain) {
+        // tonic often repeats the message as the source's first words.
+        Some(chain) if chain.starts_with(message) => chain,
+        Some(chain) => format!("{message}: {chain}"),
+        None => message.to_string(),
+    }
 }
 
 /// Adds `authorization: Bearer <token>` to every request.
@@ -99,10 +118,26 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `endpoint` (`http://HOST:PORT` or `unix:PATH`), sending `token` as a
-    /// bearer token if given.
+    /// Connects to `endpoint` (`http://HOST:PORT`, `https://HOST:PORT` or
+    /// `unix:PATH`), sending `token` as a bearer token if given. For TLS options,
+    /// see [`Client::connect_with`].
     pub async fn connect(endpoint: &str, token: Option<&str>) -> Result<Client, ClientError> {
-        let token = token
+        let credentials = Credentials {
+            token: token.map(String::from),
+            ..Credentials::default()
+        };
+        Self::connect_with(endpoint, &credentials).await
+    }
+
+    /// Connects to `endpoint` with `credentials`: a bearer token, and for `https://`
+    /// endpoints the CA to trust (else the system's roots) and a client certificate.
+    pub async fn connect_with(
+        endpoint: &str,
+        credentials: &Credentials,
+    ) -> Result<Client, ClientError> {
+        let token = credentials
+            .token
+            .as_deref()
             .filter(|token| !token.is_empty())
             .map(|token| {
                 format!("Bearer {token}")
@@ -110,35 +145,7 @@ impl Client {
                     .map_err(|_| ClientError::BadToken("it must be printable ASCII".into()))
             })
             .transpose()?;
-        let unreachable = |err: tonic::transport::Error| ClientError::Unreachable {
-            endpoint: endpoint.to_string(),
-            reason: source_chain(&err),
-        };
-        let channel = if let Some(path) = endpoint.strip_prefix("unix:") {
-            let path = std::path::PathBuf::from(path);
-            // The URI is required but unused: the connector below picks the socket.
-            Endpoint::from_static("http://localhost")
-                .connect_timeout(Duration::from_secs(5))
-                .connect_with_connector(tower::service_fn(move |_: Uri| {
-                    let path = path.clone();
-                    async move {
-                        let stream = tokio::net::UnixStream::connect(path).await?;
-                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-                    }
-                }))
-                .await
-                .map_err(unreachable)?
-        } else if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
-            Endpoint::from_shared(endpoint.to_string())
-                .map_err(|_| ClientError::BadEndpoint(endpoint.to_string()))?
-                .connect_timeout(Duration::from_secs(5))
-                .tcp_nodelay(true)
-                .connect()
-                .await
-                .map_err(unreachable)?
-        } else {
-            return Err(ClientError::BadEndpoint(endpoint.to_string()));
-        };
+        let channel = connect::channel(endpoint, credentials).await?;
         Ok(Client {
             rpc: CodexJobsClient::with_interceptor(channel, BearerToken(token))
                 .max_decoding_message_size(64 * 1024 * 1024),

@@ -7,30 +7,33 @@ use std::{
     time::Duration,
 };
 
-use codex_jobs_client::{Client, ClientError};
+use codex_jobs_client::{Client, ClientError, ConnectArgs, Credentials};
 
 /// Where the bridge's server is and how to reach it.
 #[derive(Clone, Debug)]
 pub struct Target {
     pub endpoint: String,
-    pub token: Option<String>,
+    pub credentials: Credentials,
     /// True for the default local endpoint: the bridge may start the server there.
     pub may_autostart: bool,
 }
 
 impl Target {
-    pub fn new(endpoint: Option<String>, token: Option<String>) -> Target {
+    pub fn new(args: &ConnectArgs) -> Target {
         Target {
-            may_autostart: endpoint.is_none(),
-            endpoint: endpoint.unwrap_or_else(codex_jobs_client::default_endpoint),
-            token,
+            may_autostart: args.endpoint.is_none(),
+            endpoint: args
+                .endpoint
+                .clone()
+                .unwrap_or_else(codex_jobs_client::default_endpoint),
+            credentials: args.credentials(),
         }
     }
 
     /// Connects, first starting a server at the default local endpoint if none is
     /// listening there (and only there).
     pub async fn connect(&self) -> Result<Client, ClientError> {
-        match Client::connect(&self.endpoint, self.token.as_deref()).await {
+        match Client::connect_with(&self.endpoint, &self.credentials).await {
             Err(ClientError::Unreachable { .. }) if self.may_autostart => {
                 let unreachable = |reason: String| ClientError::Unreachable {
                     endpoint: self.endpoint.clone(),
@@ -54,7 +57,7 @@ impl Target {
     async fn connect_while_running(&self, server: &mut Child) -> Result<Client, String> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            match Client::connect(&self.endpoint, self.token.as_deref()).await {
+            match Client::connect_with(&self.endpoint, &self.credentials).await {
                 Ok(client) => return Ok(client),
                 Err(err) => {
                     if let Ok(Some(status)) = server.try_wait() {

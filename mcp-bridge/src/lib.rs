@@ -16,14 +16,10 @@ pub use tools::Bridge;
 #[derive(Debug, Parser)]
 #[command(name = "codex-jobs-mcp", version)]
 pub struct Args {
-    /// The server: http://HOST:PORT or unix:PATH [default: the local server's socket,
-    /// where the bridge starts codex-jobs-server itself if none is listening]
-    #[arg(long, env = "CODEX_JOBS_ENDPOINT")]
-    pub endpoint: Option<String>,
-
-    /// Bearer token for servers that require one.
-    #[arg(long, env = "CODEX_JOBS_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    /// Which server, and how to reach it. With no endpoint, the bridge uses the local
+    /// server's socket and starts codex-jobs-server itself if none is listening.
+    #[command(flatten)]
+    pub connect: codex_jobs_client::ConnectArgs,
 }
 
 /// Serves MCP on stdin/stdout until the client goes away. Logs go to stderr only:
@@ -37,7 +33,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    let target = Target::new(args.endpoint, args.token);
+    let target = Target::new(&args.connect);
     let bridge = Bridge::new(target);
     // Reach (or start) the server now, so the first tool call does not wait for it;
     // a failure here is reported by the tool calls that need the server.

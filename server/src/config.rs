@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::Parser;
 
-use crate::job::Sandbox;
+use crate::{job::Sandbox, tls::TlsFiles};
 
 /// Runs OpenAI Codex CLI jobs (`codex exec`) in the background and serves them over
 /// gRPC (service codex.jobs.v1.CodexJobs). Jobs outlive this server: stop and start
@@ -19,7 +19,8 @@ pub struct ServerArgs {
 
     /// Where to listen, repeatable: `unix:PATH` or `HOST:PORT` [default:
     /// unix:<state dir>/codex-jobs.sock, which the CLI and the MCP bridge use when given
-    /// no endpoint]. Non-loopback addresses need --token (or --insecure-no-auth).
+    /// no endpoint]. Non-loopback addresses need TLS (--tls-cert, --tls-key) and a
+    /// token or client certificates (--token, --tls-client-ca).
     #[arg(long = "listen", value_name = "ADDR")]
     pub listen: Vec<Listen>,
 
@@ -70,8 +71,23 @@ pub struct ServerArgs {
     #[arg(long, env = "CODEX_JOBS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
-    /// Serve non-loopback TCP addresses without a token. Anyone who can reach the
-    /// port can then run code on this host.
+    /// PEM certificate (chain) to serve TLS with on every TCP listener. Re-read when
+    /// it changes; open connections carry on.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM file of the CA that signs client certificates: every TLS client must then
+    /// present one (mutual TLS).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// DANGER: serve non-loopback TCP addresses without TLS, or without a token or
+    /// client certificates. Anyone who can reach the port can then run code on
+    /// this host, and tokens and output cross the network in plain text.
     #[arg(long)]
     pub insecure_no_auth: bool,
 }
@@ -135,21 +151,52 @@ impl ServerArgs {
         }
     }
 
-    /// Refuses to expose the service beyond this host without a token, unless told
-    /// to in so many words.
+    /// The TLS files, when TLS is on.
+    pub fn tls(&self) -> Option<TlsFiles> {
+        Some(TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            client_ca: self.tls_client_ca.clone(),
+        })
+    }
+
+    /// Refuses to expose the service beyond this host without TLS, and without a
+    /// token or client certificates, unless told to in so many words.
     pub fn check_exposure(&self) -> Result<(), String> {
         for listen in self.listen() {
-            if let Listen::Tcp(addr) = listen
-                && !addr.ip().is_loopback()
-                && self.token.is_none()
-                && !self.insecure_no_auth
-            {
+            let Listen::Tcp(addr) = listen else { continue };
+            if addr.ip().is_loopback() || self.insecure_no_auth {
+                continue;
+            }
+            if self.tls().is_none() {
                 return Err(format!(
-                    "refusing to listen on {addr} without --token: anyone who reaches it could run code on this host \
-                     (pass --token, or --insecure-no-auth if you really mean it)"
+                    "refusing to listen on {addr} without TLS: tokens and job output would cross the \
+                     network in plain text. Pass --tls-cert FILE --tls-key FILE (and --token or \
+                     --tls-client-ca), or --insecure-no-auth if you really mean it"
+                ));
+            }
+            if self.token.is_none() && self.tls_client_ca.is_none() {
+                return Err(format!(
+                    "refusing to listen on {addr} without a token or client certificates: anyone \
+                     who reaches it could run code on this host. Pass --token or --tls-client-ca, \
+                     or --insecure-no-auth if you really mean it"
                 ));
             }
         }
         Ok(())
+    }
+
+    /// The non-loopback TCP addresses served with less than TLS plus a token or
+    /// client certificates (only under --insecure-no-auth).
+    pub fn insecure_addresses(&self) -> Vec<SocketAddr> {
+        let secured =
+            self.tls().is_some() && (self.token.is_some() || self.tls_client_ca.is_some());
+        self.listen()
+            .into_iter()
+            .filter_map(|listen| match listen {
+                Listen::Tcp(addr) if !addr.ip().is_loopback() && !secured => Some(addr),
+                _ => None,
+            })
+            .collect()
     }
 }

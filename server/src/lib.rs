@@ -7,7 +7,8 @@
 //! - [`store`]: job metadata in SQLite;
 //! - [`runner`]: the per-job runner process and the on-disk record it keeps;
 //! - [`output`]: reading output logs by offset;
-//! - [`service`]: the gRPC adapter; [`config`]: the command line.
+//! - [`service`]: the gRPC adapter; [`tls`]: TLS on TCP listeners; [`config`]: the
+//!   command line.
 
 pub mod config;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod output;
 pub mod runner;
 pub mod service;
 pub mod store;
+pub mod tls;
 
 use std::{
     future::Future, os::unix::fs::PermissionsExt, path::Path, path::PathBuf, time::Duration,
@@ -29,12 +31,19 @@ use tokio::{
     task::JoinSet,
 };
 use tokio_stream::wrappers::UnixListenerStream;
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::{
+    service::interceptor::InterceptedService,
+    transport::{Server, server::TcpIncoming},
+};
 
 use config::{Listen, ServerArgs};
 use manager::{JobManager, ManagerConfig};
 use runner::RunnerConfig;
 use service::{JobService, auth::TokenCheck};
+
+/// HTTP/2 streams one connection may have open at once: one client cannot tie up
+/// the server with Follows.
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
 /// A server that is up: every listener is bound, and it serves until the shutdown
 /// future given to [`run`] completes.
@@ -103,17 +112,41 @@ pub async fn run(
             exit_grace: args.exit_grace,
         },
     };
+    let tls = args.tls().map(tls::Tls::load).transpose()?;
+    for addr in args.insecure_addresses() {
+        tracing::warn!(
+            "--insecure-no-auth: serving {addr} without TLS plus a token or client certificates; \
+             anyone who can reach it can run code on this host"
+        );
+    }
     let manager = JobManager::open(config).await?;
-    let service = CodexJobsServer::with_interceptor(
-        JobService::new(manager),
-        TokenCheck::new(args.token.clone()),
-    );
+    let auth = TokenCheck::new(args.token.clone());
+    let jobs = CodexJobsServer::with_interceptor(JobService::new(manager), auth.clone());
+    // Health answers without a token, for load balancers and probes.
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<CodexJobsServer<JobService>>().await;
+    // Reflection shows what the service offers: it needs the same token.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(codex_jobs_api::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = InterceptedService::new(reflection().build_v1()?, auth.clone());
+    let reflection_v1alpha = InterceptedService::new(reflection().build_v1alpha()?, auth);
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut servers = JoinSet::new();
     let mut addresses = Vec::new();
     for listen in args.listen() {
-        let router = Server::builder().add_service(service.clone());
+        let router = Server::builder()
+            // A peer behind a dead network path is noticed within a minute.
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+            .add_service(health_service.clone())
+            .add_service(jobs.clone())
+            .add_service(reflection_v1.clone())
+            .add_service(reflection_v1alpha.clone());
         let mut stopped = stopped.clone();
         let shutdown = async move {
             let _ = stopped.wait_for(|stop| *stop).await;
@@ -133,13 +166,26 @@ pub async fn run(
                     .with_context(|| format!("cannot listen on {addr}"))?;
                 // Port 0 picks a free port: report the one we got.
                 addresses.push(Listen::Tcp(listener.local_addr()?));
-                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-                servers.spawn(router.serve_with_incoming_shutdown(incoming, shutdown));
+                match &tls {
+                    Some(tls) => servers.spawn(
+                        router
+                            .serve_with_incoming_shutdown(tls.clone().incoming(listener), shutdown),
+                    ),
+                    None => {
+                        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                        servers.spawn(router.serve_with_incoming_shutdown(incoming, shutdown))
+                    }
+                };
             }
         }
     }
     for address in &addresses {
-        tracing::info!("listening on {address}");
+        let scheme = match (address, &tls) {
+            (Listen::Tcp(_), Some(_)) => "https://",
+            (Listen::Tcp(_), None) => "http://",
+            (Listen::Unix(_), _) => "",
+        };
+        tracing::info!("listening on {scheme}{address}");
     }
     if let Some(path) = &args.ready_file {
         write_ready_file(path, &addresses)?;
@@ -148,6 +194,12 @@ pub async fn run(
     let serving = tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down; running jobs carry on under their runners");
+        health
+            .set_not_serving::<CodexJobsServer<JobService>>()
+            .await;
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
         let _ = stop.send(true);
         // Open Follow streams would hold a graceful shutdown forever: give them a moment.
         let _ = tokio::time::timeout(Duration::from_secs(2), async {

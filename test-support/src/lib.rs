@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-pub use codex_jobs_client::{Client, ClientError, pb};
+pub use codex_jobs_client::{Client, ClientError, Credentials, pb};
 use codex_jobs_server::runner::record::JobDir;
 use tempfile::TempDir;
 
@@ -108,18 +108,35 @@ pub fn npm_tool(dir: &str, bin: &str, package: &str) -> Option<PathBuf> {
     outside_tool(dir, &format!("node_modules/.bin/{bin}"), &install)
 }
 
-/// Python with the clients the tests drive, from PyPI: the official MCP SDK (`mcp`)
-/// and gRPC (`grpcio-tools`), in `target/py-venv`.
+/// Python with the clients the tests drive (`fixtures/requirements.txt`, from
+/// PyPI), in `target/py-venv`.
 pub fn python() -> Option<PathBuf> {
+    let requirements = fixture("requirements.txt");
+    // The marker is named after the requirements, so a change installs them anew.
+    let marker = format!(
+        "installed-{:x}",
+        checksum(&std::fs::read(&requirements).unwrap())
+    );
     outside_tool(
         "py-venv",
-        "bin/python",
+        &marker,
         &[
             "sh",
             "-c",
-            "python3 -m venv py-venv && py-venv/bin/pip install --quiet mcp==1.30.0 grpcio-tools==1.85.1",
+            &format!(
+                "python3 -m venv py-venv && py-venv/bin/pip install --quiet -r {} && touch py-venv/{marker}",
+                requirements.display()
+            ),
         ],
-    )
+    )?;
+    Some(target_dir().join("py-venv/bin/python"))
+}
+
+/// FNV-1a: a stable name for a file's content.
+fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |hash, &byte| {
+        (hash ^ byte as u64).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// How to start a test server.
@@ -129,6 +146,10 @@ pub struct ServerOptions {
     pub codex_bin: PathBuf,
     /// Serve this state dir instead of a fresh one.
     pub state_dir: Option<PathBuf>,
+    /// TCP with TLS: the endpoint is `https://`.
+    pub tls: bool,
+    /// What the test's clients present.
+    pub credentials: Credentials,
 }
 
 impl Default for ServerOptions {
@@ -141,6 +162,8 @@ impl Default for ServerOptions {
             env: HashMap::new(),
             codex_bin: fake_codex(),
             state_dir: None,
+            tls: false,
+            credentials: Credentials::default(),
         }
     }
 }
@@ -153,6 +176,39 @@ impl ServerOptions {
 
     pub fn args<const N: usize>(mut self, args: [&str; N]) -> Self {
         self.args.extend(args.map(String::from));
+        self
+    }
+
+    /// Serves TLS with `certs`' server certificate (`server`, or another of its
+    /// names); the test's clients trust `certs`' CA.
+    pub fn tls(mut self, certs: &Certs, server: &str) -> Self {
+        self.args.extend([
+            "--tls-cert".into(),
+            certs.path(&format!("{server}.pem")).display().to_string(),
+            "--tls-key".into(),
+            certs.path(&format!("{server}.key")).display().to_string(),
+        ]);
+        self.tls = true;
+        self.credentials.ca_cert = Some(certs.path("ca.pem"));
+        self
+    }
+
+    /// Requires `token`, which the test's clients send.
+    pub fn token(mut self, token: &str) -> Self {
+        self.args.extend(["--token".into(), token.into()]);
+        self.credentials.token = Some(token.into());
+        self
+    }
+
+    /// Requires client certificates signed by `certs`' CA; the test's clients
+    /// present `client`.
+    pub fn mtls(mut self, certs: &Certs) -> Self {
+        self.args.extend([
+            "--tls-client-ca".into(),
+            certs.path("ca.pem").display().to_string(),
+        ]);
+        self.credentials.client_cert = Some(certs.path("client.pem"));
+        self.credentials.client_key = Some(certs.path("client.key"));
         self
     }
 
@@ -245,10 +301,11 @@ impl TestServer {
             },
         )
         .await;
-        let endpoint = self.endpoint();
+        // Over the socket, which needs no certificate whatever the test's TLS.
+        let socket = format!("unix:{}", self.socket().display());
         eventually("the server answers", Duration::from_secs(20), || {
-            let endpoint = endpoint.clone();
-            async move { Client::connect(&endpoint, None).await.ok() }
+            let socket = socket.clone();
+            async move { Client::connect(&socket, None).await.ok() }
         })
         .await;
     }
@@ -285,7 +342,8 @@ impl TestServer {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.options.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     pub fn log(&self) -> String {
@@ -293,7 +351,7 @@ impl TestServer {
     }
 
     pub async fn client(&self) -> Client {
-        Client::connect(&self.endpoint(), None)
+        Client::connect_with(&self.endpoint(), &self.options.credentials)
             .await
             .expect("connect")
     }
@@ -396,15 +454,15 @@ impl TestServer {
 
     /// Waits until the job is in `state`.
     pub async fn wait_for_state(&self, job_id: &str, state: pb::JobState) -> pb::Job {
-        let endpoint = self.endpoint();
+        let client = self.client().await;
         eventually(
             &format!("job {job_id} is {state:?}"),
             Duration::from_secs(20),
             || {
-                let endpoint = endpoint.clone();
+                let client = client.clone();
                 let job_id = job_id.to_string();
                 async move {
-                    let job = poll_job(&endpoint, &job_id).await;
+                    let job = poll_job(client, &job_id).await;
                     (job.state() == state).then_some(job)
                 }
             },
@@ -427,8 +485,7 @@ impl TestServer {
     }
 }
 
-async fn poll_job(endpoint: &str, job_id: &str) -> pb::Job {
-    let mut client = Client::connect(endpoint, None).await.expect("connect");
+async fn poll_job(mut client: Client, job_id: &str) -> pb::Job {
     client
         .poll(pb::PollRequest {
             job_id: job_id.into(),
@@ -518,6 +575,127 @@ where
             "timed out waiting until {what}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Certificates for TLS tests, made with the openssl command line in a temp dir,
+/// each as `<name>.pem` and `<name>.key`:
+/// - `ca`: the private CA; `server` (for 127.0.0.1 and localhost) and `client` (for
+///   `alice`) are signed by it, and so is `expired`, a server certificate that
+///   expired yesterday;
+/// - `other-ca`, and `other-server` and `other-client` signed by it: a CA nobody
+///   was told to trust.
+pub struct Certs {
+    dir: TempDir,
+}
+
+impl Default for Certs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Certs {
+    pub fn new() -> Certs {
+        let certs = Certs {
+            dir: tempfile::tempdir().expect("a temp dir"),
+        };
+        certs.ca("ca");
+        certs.ca("other-ca");
+        let server = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth";
+        certs.leaf("server", "ca", "localhost", server, 30);
+        certs.leaf("expired", "ca", "localhost", server, -1);
+        certs.leaf("other-server", "other-ca", "localhost", server, 30);
+        let client = "subjectAltName=DNS:alice\nextendedKeyUsage=clientAuth";
+        certs.leaf("client", "ca", "alice", client, 30);
+        certs.leaf("other-client", "other-ca", "mallory", client, 30);
+        certs
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("openssl runs");
+        assert!(
+            output.status.success(),
+            "openssl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn ca(&self, name: &str) {
+        let (key, pem, subject) = (
+            format!("{name}.key"),
+            format!("{name}.pem"),
+            format!("/CN={name}"),
+        );
+        self.openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+            "-days",
+            "30",
+            "-subj",
+            &subject,
+        ]);
+    }
+
+    /// A certificate for `cn`, signed by `ca`, with the extensions `ext`, valid for
+    /// `days` (-1: it expired yesterday).
+    fn leaf(&self, name: &str, ca: &str, cn: &str, ext: &str, days: i32) {
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        let ext_file = format!("{name}.ext");
+        std::fs::write(self.path(&ext_file), ext).unwrap();
+        self.openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={cn}"),
+        ]);
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            &days.to_string(),
+            "-extfile",
+            &ext_file,
+        ]);
     }
 }
 

@@ -11,19 +11,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{Client, ClientError, json, names, pb};
+use crate::{Client, ClientError, ConnectArgs, json, names, pb};
 
 /// Run and watch Codex jobs on a codex-jobs-server.
 #[derive(Debug, Parser)]
 #[command(name = "codex-jobs", version)]
 pub struct Cli {
-    /// The server: http://HOST:PORT or unix:PATH [default: the local server's socket]
-    #[arg(long, global = true, env = "CODEX_JOBS_ENDPOINT")]
-    endpoint: Option<String>,
-
-    /// Bearer token for servers that require one.
-    #[arg(long, global = true, env = "CODEX_JOBS_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[command(flatten)]
+    connect: ConnectArgs,
 
     /// Print JSON (the shapes the MCP tools return) instead of text.
     #[arg(long, global = true)]
@@ -62,8 +57,12 @@ pub async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
-    let endpoint = cli.endpoint.unwrap_or_else(crate::default_endpoint);
-    let mut client = Client::connect(&endpoint, cli.token.as_deref()).await?;
+    let endpoint = cli
+        .connect
+        .endpoint
+        .clone()
+        .unwrap_or_else(crate::default_endpoint);
+    let mut client = Client::connect_with(&endpoint, &cli.connect.credentials()).await?;
     let out = Output { json: cli.json };
     match cli.command {
         Command::Start(args) => start::run(&mut client, args, out).await,
