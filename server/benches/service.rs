@@ -581,6 +581,45 @@ mod bare {
     }
 }
 
+/// TLS: connecting (TCP, the TLS handshake, HTTP/2) and a Poll's round trip, next
+/// to the same over plain text.
+async fn bench_tls(plain: &TestServer, scale: &Scale, table: &mut Table) {
+    let certs = support::Certs::new();
+    let tls = TestServer::with(ServerOptions::default().tls(&certs, "server")).await;
+    let line = "x".repeat(60);
+    let mut rows = Vec::new();
+    for (server, name) in [(plain, "plain text"), (&tls, "TLS")] {
+        let job = server.start_job(&format!("lines 16000 {line}")).await;
+        server.wait_finished(&job.id).await;
+        let mut connects = Vec::new();
+        for _ in 0..scale.starts {
+            let started = Instant::now();
+            let client = Client::connect_with(&server.endpoint(), &server.options.credentials)
+                .await
+                .expect("connect");
+            connects.push(started.elapsed());
+            drop(client);
+        }
+        let mut client = server.client().await;
+        let polls = poll_samples(&mut client, &tail_request(&job.id, 100), scale.polls).await;
+        rows.push((name, connects, polls));
+    }
+    for (name, connects, _) in &rows {
+        table.add(
+            format!("connect (TCP, {name}, HTTP/2), until ready"),
+            show_p50_p99(connects.clone()),
+            "-",
+        );
+    }
+    for (name, _, polls) in rows {
+        table.add(
+            format!("Poll over {name}, tail 100 lines, 1 MB of output"),
+            show_p50_p99(polls),
+            "-",
+        );
+    }
+}
+
 /// `codex_poll` through the MCP bridge, from a client on its stdio.
 async fn bench_bridge(server: &TestServer, job_id: &str, scale: &Scale, table: &mut Table) {
     let mut bridge = Command::new(support::bin("codex-jobs-mcp"))
@@ -818,7 +857,8 @@ async fn main() {
         return bare::serve().await;
     }
     let quick = std::env::args().any(|arg| arg == "--quick");
-    // `--only load`: just the figures of one part, when working on it.
+    // `--only load`: just the figures of one part (poll, start, follow, load,
+    // bridge, tls, store, running), when working on it.
     let only = std::env::args().skip_while(|arg| arg != "--only").nth(1);
     let part = |name: &str| only.as_deref().is_none_or(|only| only == name);
     let scale = Scale::new(quick);
@@ -843,6 +883,9 @@ async fn main() {
     }
     if part("bridge") {
         bench_bridge(&server, &small_job, &scale, &mut table).await;
+    }
+    if part("tls") {
+        bench_tls(&server, &scale, &mut table).await;
     }
     drop(server);
     if part("store") {
