@@ -45,6 +45,8 @@ pub struct JobView {
     pub prompt: String,
     pub cwd: String,
     pub labels: BTreeMap<String, String>,
+    /// Who started the job: `token NAME`, `certificate CN`, `uid N` or `anonymous`.
+    pub created_by: Option<String>,
     /// RFC 3339 times; null until they happen.
     pub created_at: Option<String>,
     pub started_at: Option<String>,
@@ -119,6 +121,7 @@ impl From<&pb::Job> for JobView {
             prompt: spec.prompt,
             cwd: spec.cwd,
             labels: spec.labels.into_iter().collect(),
+            created_by: non_empty(&job.created_by),
             created_at: time(job.created_at.as_ref()),
             started_at: time(job.started_at.as_ref()),
             finished_at: time(job.finished_at.as_ref()),

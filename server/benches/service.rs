@@ -758,7 +758,7 @@ fn fill_store(state_dir: &Path, count: usize) {
             labels: BTreeMap::from([("batch".to_string(), (index % 10).to_string())]),
             resume_thread_id: String::new(),
         };
-        let mut job = Job::queued(spec, None);
+        let mut job = Job::queued(spec, None, String::new());
         store.insert(&job, 0).unwrap();
         job.state = JobState::Succeeded;
         job.started_at = Some(now_millis());

@@ -10,8 +10,15 @@ use crate::{job::Sandbox, tls::TlsFiles};
 /// gRPC (service codex.jobs.v1.CodexJobs). Jobs outlive this server: stop and start
 /// it at will.
 #[derive(Debug, Parser)]
-#[command(name = "codex-jobs-server", version)]
+#[command(
+    name = "codex-jobs-server",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 pub struct ServerArgs {
+    #[command(subcommand)]
+    pub command: Option<ServerCommand>,
+
     /// Directory for the job database and the jobs' output [default: the user's data
     /// dir, e.g. ~/.local/share/codex-jobs]
     #[arg(long, env = "CODEX_JOBS_STATE_DIR")]
@@ -67,9 +74,16 @@ pub struct ServerArgs {
     #[arg(long = "allow-cwd", value_name = "DIR")]
     pub allowed_cwd_roots: Vec<PathBuf>,
 
-    /// Bearer token that every RPC must carry (`authorization: Bearer <token>`).
+    /// A bearer token that calls must carry (`authorization: Bearer <token>`): a
+    /// shortcut for one token named `token` with scope write.
     #[arg(long, env = "CODEX_JOBS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+
+    /// Tokens, one per line: `NAME SCOPE sha256:HASH`, scope `read` (Poll, List,
+    /// Follow) or `write` (everything). Make one with `codex-jobs-server token new
+    /// NAME`. Read again when it changes.
+    #[arg(long, env = "CODEX_JOBS_TOKENS_FILE", value_name = "FILE")]
+    pub tokens_file: Option<PathBuf>,
 
     /// PEM certificate (chain) to serve TLS with on every TCP listener. Re-read when
     /// it changes; open connections carry on.
@@ -90,6 +104,27 @@ pub struct ServerArgs {
     /// this host, and tokens and output cross the network in plain text.
     #[arg(long)]
     pub insecure_no_auth: bool,
+}
+
+/// What the server binary does besides serving.
+#[derive(Debug, clap::Subcommand)]
+pub enum ServerCommand {
+    /// Manage the tokens of --tokens-file.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Make a new token: prints its secret (shown this once; give it to the client)
+    /// and the line to add to the tokens file (which holds only its hash).
+    New {
+        /// Who the token is for; jobs it starts record `token NAME`.
+        name: String,
+        /// read: Poll, List, Follow; write: everything.
+        #[arg(long, value_parser = ["read", "write"], default_value = "write")]
+        scope: String,
+    },
 }
 
 /// A grace period in seconds: 0 to 3600, fractions allowed.
@@ -151,6 +186,10 @@ impl ServerArgs {
         }
     }
 
+    fn has_tokens(&self) -> bool {
+        self.token.is_some() || self.tokens_file.is_some()
+    }
+
     /// The TLS files, when TLS is on.
     pub fn tls(&self) -> Option<TlsFiles> {
         Some(TlsFiles {
@@ -175,11 +214,11 @@ impl ServerArgs {
                      --tls-client-ca), or --insecure-no-auth if you really mean it"
                 ));
             }
-            if self.token.is_none() && self.tls_client_ca.is_none() {
+            if !self.has_tokens() && self.tls_client_ca.is_none() {
                 return Err(format!(
                     "refusing to listen on {addr} without a token or client certificates: anyone \
-                     who reaches it could run code on this host. Pass --token or --tls-client-ca, \
-                     or --insecure-no-auth if you really mean it"
+                     who reaches it could run code on this host. Pass --tokens-file (or --token) \
+                     or --tls-client-ca, or --insecure-no-auth if you really mean it"
                 ));
             }
         }

@@ -285,11 +285,13 @@ pub struct Job {
     pub usage: Option<TokenUsage>,
     /// Transcript bytes written so far.
     pub output_size: u64,
+    /// Who started it (see `service::auth::Caller`).
+    pub created_by: String,
 }
 
 impl Job {
     /// A new job, queued now.
-    pub fn queued(spec: JobSpec, request_id: Option<String>) -> Job {
+    pub fn queued(spec: JobSpec, request_id: Option<String>, created_by: String) -> Job {
         Job {
             id: JobId::new(),
             spec,
@@ -303,6 +305,7 @@ impl Job {
             final_message: String::new(),
             usage: None,
             output_size: 0,
+            created_by,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod runner;
 pub mod service;
 pub mod store;
 pub mod tls;
+pub mod watch;
 
 use std::{
     future::Future, os::unix::fs::PermissionsExt, path::Path, path::PathBuf, time::Duration,
@@ -39,7 +40,10 @@ use tonic::{
 use config::{Listen, ServerArgs};
 use manager::{JobManager, ManagerConfig};
 use runner::RunnerConfig;
-use service::{JobService, auth::TokenCheck};
+use service::{
+    JobService,
+    auth::{Authenticate, Tokens},
+};
 
 /// HTTP/2 streams one connection may have open at once: one client cannot tie up
 /// the server with Follows.
@@ -120,7 +124,8 @@ pub async fn run(
         );
     }
     let manager = JobManager::open(config).await?;
-    let auth = TokenCheck::new(args.token.clone());
+    let tokens = Tokens::load(args.token.as_deref(), args.tokens_file.as_deref())?;
+    let auth = Authenticate::new(tokens);
     let jobs = CodexJobsServer::with_interceptor(JobService::new(manager), auth.clone());
     // Health answers without a token, for load balancers and probes.
     let (health, health_service) = tonic_health::server::health_reporter();

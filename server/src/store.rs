@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     usage            TEXT,               -- JSON TokenUsage
     output_size      INTEGER NOT NULL DEFAULT 0,
     runner_pid       INTEGER,            -- with runner_start_time: the runner's identity
-    runner_start_time INTEGER
+    runner_start_time INTEGER,
+    created_by       TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, id);
 CREATE TABLE IF NOT EXISTS job_labels (
@@ -74,7 +75,7 @@ macro_rules! job_columns {
     () => {
         "id, state, request_id, created_at, started_at, finished_at, prompt, cwd, model, \
          sandbox, timeout_ms, resume_thread_id, labels, failure_reason, error, exit_code, signal, \
-         thread_id, final_message, usage, output_size"
+         thread_id, final_message, usage, output_size, created_by"
     };
 }
 
@@ -91,6 +92,7 @@ impl Store {
         db.pragma_update(None, "synchronous", "NORMAL")?;
         db.busy_timeout(Duration::from_secs(5))?;
         db.execute_batch(SCHEMA)?;
+        migrate(&db)?;
         Ok(Store { db: Mutex::new(db) })
     }
 
@@ -130,8 +132,8 @@ impl Store {
         let spec = &job.spec;
         tx.execute(
             "INSERT INTO jobs (id, state, request_id, created_at, prompt, cwd, model, sandbox, \
-             timeout_ms, resume_thread_id, labels) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             timeout_ms, resume_thread_id, labels, created_by) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 job.id.to_string(),
                 job.state.name(),
@@ -144,6 +146,7 @@ impl Store {
                 spec.timeout.map(|t| t.as_millis() as i64),
                 spec.resume_thread_id,
                 serde_json::to_string(&spec.labels).expect("labels serialize"),
+                job.created_by,
             ],
         )?;
         for (key, value) in &spec.labels {
@@ -293,6 +296,19 @@ impl Store {
     }
 }
 
+/// Brings a database an earlier version made up to the current schema.
+fn migrate(db: &Connection) -> rusqlite::Result<()> {
+    let has_created_by: bool = db.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('jobs') WHERE name = 'created_by'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_created_by {
+        db.execute_batch("ALTER TABLE jobs ADD COLUMN created_by TEXT NOT NULL DEFAULT ''")?;
+    }
+    Ok(())
+}
+
 /// Reads a text column that must hold one of `parse`'s names.
 fn parse_name<T>(row: &Row, column: &str, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
     let text: String = row.get(column)?;
@@ -346,6 +362,7 @@ fn job_from_row(row: &Row) -> rusqlite::Result<Job> {
             })
             .transpose()?,
         output_size: row.get::<_, i64>("output_size")? as u64,
+        created_by: row.get("created_by")?,
     })
 }
 
@@ -377,7 +394,11 @@ mod tests {
     #[test]
     fn jobs_round_trip_through_the_database() {
         let (_dir, store) = store();
-        let mut job = Job::queued(spec(&[("team", "a")]), Some("req-1".into()));
+        let mut job = Job::queued(
+            spec(&[("team", "a")]),
+            Some("req-1".into()),
+            "token ci".into(),
+        );
         assert!(store.insert(&job, 0).unwrap().is_none());
         assert_eq!(store.get(job.id).unwrap().unwrap(), job);
 
@@ -403,9 +424,9 @@ mod tests {
     #[test]
     fn a_request_id_returns_its_job_within_the_window_only() {
         let (_dir, store) = store();
-        let first = Job::queued(spec(&[]), Some("same".into()));
+        let first = Job::queued(spec(&[]), Some("same".into()), String::new());
         store.insert(&first, 0).unwrap();
-        let retry = Job::queued(spec(&[]), Some("same".into()));
+        let retry = Job::queued(spec(&[]), Some("same".into()), String::new());
         assert_eq!(store.insert(&retry, 0).unwrap().unwrap().id, first.id);
         // Once the first job is older than the window, the id starts a new job.
         assert!(
@@ -422,7 +443,7 @@ mod tests {
         let ids: Vec<JobId> = (0..5)
             .map(|i| {
                 let team = if i % 2 == 0 { "even" } else { "odd" };
-                let job = Job::queued(spec(&[("team", team)]), None);
+                let job = Job::queued(spec(&[("team", team)]), None, String::new());
                 store.insert(&job, 0).unwrap();
                 job.id
             })

@@ -4,7 +4,6 @@
 //! while open ones (and their streams) carry on.
 
 use std::{
-    collections::HashSet,
     io,
     path::{Path, PathBuf},
     sync::{Arc, RwLock},
@@ -12,7 +11,6 @@ use std::{
 };
 
 use anyhow::Context;
-use inotify::{Inotify, WatchMask};
 use rustls::{
     RootCertStore, ServerConfig,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
@@ -23,7 +21,7 @@ use tokio::{
     sync::mpsc,
 };
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
-use tokio_stream::{StreamExt, wrappers::ReceiverStream};
+use tokio_stream::wrappers::ReceiverStream;
 
 /// How long a client may take over its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,7 +49,9 @@ impl Tls {
             files,
             config: RwLock::new(Arc::new(config)),
         });
-        tls.clone().watch()?;
+        let mut files = vec![tls.files.cert.as_path(), tls.files.key.as_path()];
+        files.extend(tls.files.client_ca.as_deref());
+        crate::watch::on_change(&files, &tls, Tls::reload)?;
         Ok(tls)
     }
 
@@ -75,48 +75,6 @@ impl Tls {
             }
             Err(err) => tracing::warn!("kept the previous TLS certificate: {err:#}"),
         }
-    }
-
-    /// Reloads whenever something changes in the files' directories: rotations
-    /// often replace a file by a rename, or swap a symlinked directory.
-    fn watch(self: Arc<Self>) -> anyhow::Result<()> {
-        let inotify = Inotify::init().context("cannot watch the TLS files")?;
-        let mut dirs = HashSet::new();
-        let files = [Some(&self.files.cert), Some(&self.files.key)];
-        for file in files
-            .into_iter()
-            .chain([self.files.client_ca.as_ref()])
-            .flatten()
-        {
-            let dir = file
-                .parent()
-                .filter(|dir| !dir.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            if dirs.insert(dir.to_path_buf()) {
-                inotify
-                    .watches()
-                    .add(
-                        dir,
-                        WatchMask::CLOSE_WRITE
-                            | WatchMask::MOVED_TO
-                            | WatchMask::CREATE
-                            | WatchMask::DELETE,
-                    )
-                    .with_context(|| format!("cannot watch {}", dir.display()))?;
-            }
-        }
-        let mut events = inotify.into_event_stream(vec![0u8; 4096])?;
-        let tls = Arc::downgrade(&self);
-        tokio::spawn(async move {
-            while let Some(event) = events.next().await {
-                if event.is_err() {
-                    return;
-                }
-                let Some(tls) = tls.upgrade() else { return };
-                tokio::task::spawn_blocking(move || tls.reload());
-            }
-        });
-        Ok(())
     }
 
     /// The TLS connections made to `listener`: each accepted connection's handshake

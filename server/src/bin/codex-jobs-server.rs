@@ -1,5 +1,8 @@
 use clap::Parser;
-use codex_jobs_server::config::ServerArgs;
+use codex_jobs_server::{
+    config::{ServerArgs, ServerCommand, TokenCommand},
+    service::auth::{Scope, new_token as make_token},
+};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
@@ -28,8 +31,12 @@ async fn serve() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let args = ServerArgs::parse();
+    if let Some(ServerCommand::Token(TokenCommand::New { name, scope })) = &args.command {
+        return new_token(name, scope);
+    }
     raise_open_file_limit();
-    let server = codex_jobs_server::run(ServerArgs::parse(), codex_jobs_server::stop_signal());
+    let server = codex_jobs_server::run(args, codex_jobs_server::stop_signal());
     match server.await {
         Ok(running) => {
             running.stopped().await;
@@ -37,6 +44,27 @@ async fn serve() -> std::process::ExitCode {
         }
         Err(err) => {
             tracing::error!("{err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `token new`: prints a new token's secret and its line for the tokens file.
+fn new_token(name: &str, scope: &str) -> std::process::ExitCode {
+    let scope = Scope::from_name(scope).expect("clap checked the scope");
+    match make_token(name, scope) {
+        Ok((secret, line)) => {
+            println!("token: {secret}");
+            println!("line:  {line}");
+            eprintln!(
+                "Give the token to its client (codex-jobs --token, or CODEX_JOBS_TOKEN); it is not \
+                 shown again. Add the line to the server's --tokens-file: the server reads it \
+                 again on its own."
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("codex-jobs-server: {err:#}");
             std::process::ExitCode::FAILURE
         }
     }

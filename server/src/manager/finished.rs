@@ -90,6 +90,7 @@ mod tests {
                 resume_thread_id: String::new(),
             },
             None,
+            String::new(),
         );
         job.state = JobState::Succeeded;
         job

@@ -14,13 +14,14 @@ pub const REQUEST_ID_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 impl JobManager {
     /// Stores and queues a job, and starts it if a run slot is free. Returns the job
     /// and whether it was created: a `request_id` seen within the retention window
-    /// returns the job it created instead.
+    /// returns the job it created instead. `created_by` names the caller.
     pub async fn start(
         self: &Arc<Self>,
         spec: JobSpec,
         request_id: Option<String>,
+        created_by: String,
     ) -> Result<(Job, bool)> {
-        self.blocking(move |manager| manager.start_blocking(spec, request_id))
+        self.blocking(move |manager| manager.start_blocking(spec, request_id, created_by))
             .await
     }
 
@@ -28,6 +29,7 @@ impl JobManager {
         self: &Arc<Self>,
         spec: JobSpec,
         request_id: Option<String>,
+        created_by: String,
     ) -> Result<(Job, bool)> {
         let retention_start = now_millis() - REQUEST_ID_RETENTION.as_millis() as i64;
         // A retry gets its job back whatever has changed since (a full queue, say).
@@ -38,7 +40,7 @@ impl JobManager {
         }
         let spec = self.check_policy(spec)?;
         let _slot = self.reserve_queue_slot()?;
-        let job = Job::queued(spec, request_id);
+        let job = Job::queued(spec, request_id, created_by);
         let id = job.id;
         // The directory first: a stored job always has one.
         let dir = self.job_dir(id);

@@ -48,7 +48,7 @@ impl LeftState {
             labels: Default::default(),
             resume_thread_id: String::new(),
         };
-        let job = Job::queued(spec, None);
+        let job = Job::queued(spec, None, "uid 0".into());
         std::fs::create_dir_all(self.job_dir(job.id).path()).unwrap();
         self.store().insert(&job, 0).unwrap();
         job.id

@@ -314,6 +314,7 @@ impl From<Job> for pb::Job {
             }),
             output_size: job.output_size,
             request_id: job.request_id.unwrap_or_default(),
+            created_by: job.created_by,
         }
     }
 }
@@ -414,7 +415,11 @@ mod tests {
 
     #[test]
     fn a_job_converts_to_its_message() {
-        let mut job = Job::queued(super::spec(Some(spec())).unwrap(), Some("req".into()));
+        let mut job = Job::queued(
+            super::spec(Some(spec())).unwrap(),
+            Some("req".into()),
+            "token ci".into(),
+        );
         job.state = JobState::Failed;
         job.outcome.failure_reason = Some(FailureReason::TimedOut);
         job.outcome.exit_code = Some(124);

@@ -10,9 +10,11 @@ use codex_jobs_api::v1::{self as pb, codex_jobs_server::CodexJobs};
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
+use auth::{Caller, Scope, require};
+
 use crate::{
     error::Error,
-    job::ListFilter,
+    job::{Job, ListFilter},
     manager::{FollowEvent, FollowStart, JobManager, WindowRequest},
 };
 
@@ -48,6 +50,33 @@ impl JobService {
     }
 }
 
+impl JobService {
+    async fn start_job(
+        &self,
+        caller: &Caller,
+        request: pb::StartRequest,
+    ) -> Result<(Job, bool), Status> {
+        let spec = convert::spec(request.spec)?;
+        let request_id = convert::request_id(request.request_id)?;
+        Ok(self
+            .manager
+            .start(spec, request_id, caller.name.clone())
+            .await?)
+    }
+}
+
+/// One line of the audit log (target `audit`) for a call that changes something.
+fn audit(action: &str, caller: &Caller, job: &str, outcome: &str) {
+    tracing::info!(
+        target: "audit",
+        action,
+        who = %caller.name,
+        peer = %caller.peer,
+        job,
+        outcome,
+    );
+}
+
 type FollowStream = Pin<Box<dyn Stream<Item = Result<pb::FollowResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -56,10 +85,15 @@ impl CodexJobs for JobService {
         &self,
         request: Request<pb::StartRequest>,
     ) -> Result<Response<pb::StartResponse>, Status> {
-        let request = request.into_inner();
-        let spec = convert::spec(request.spec)?;
-        let request_id = convert::request_id(request.request_id)?;
-        let (job, created) = self.manager.start(spec, request_id).await?;
+        let caller = require(&request, Scope::Write)?;
+        let started = self.start_job(&caller, request.into_inner()).await;
+        let (job, outcome) = match &started {
+            Ok((job, true)) => (job.id.to_string(), "created".to_string()),
+            Ok((job, false)) => (job.id.to_string(), "existing job returned".to_string()),
+            Err(status) => ("-".into(), status.message().to_string()),
+        };
+        audit("start", &caller, &job, &outcome);
+        let (job, created) = started?;
         Ok(Response::new(pb::StartResponse {
             job: Some(job.into()),
             created,
@@ -71,6 +105,7 @@ impl CodexJobs for JobService {
         request: Request<pb::PollRequest>,
     ) -> Result<Response<pb::PollResponse>, Status> {
         use pb::poll_request::Window;
+        require(&request, Scope::Read)?;
         let request = request.into_inner();
         let id = convert::job_id(&request.job_id)?;
         let window = match request.window {
@@ -99,10 +134,16 @@ impl CodexJobs for JobService {
         &self,
         request: Request<pb::CancelRequest>,
     ) -> Result<Response<pb::CancelResponse>, Status> {
+        let caller = require(&request, Scope::Write)?;
         let id = convert::job_id(&request.into_inner().job_id)?;
-        let job = self.manager.cancel(id).await?;
+        let cancelled = self.manager.cancel(id).await;
+        let outcome = match &cancelled {
+            Ok(job) => job.state.name().to_string(),
+            Err(err) => err.to_string(),
+        };
+        audit("cancel", &caller, &id.to_string(), &outcome);
         Ok(Response::new(pb::CancelResponse {
-            job: Some(job.into()),
+            job: Some(cancelled?.into()),
         }))
     }
 
@@ -110,6 +151,7 @@ impl CodexJobs for JobService {
         &self,
         request: Request<pb::ListRequest>,
     ) -> Result<Response<pb::ListResponse>, Status> {
+        require(&request, Scope::Read)?;
         let request = request.into_inner();
         let filter = ListFilter {
             states: request
@@ -135,6 +177,7 @@ impl CodexJobs for JobService {
         request: Request<pb::FollowRequest>,
     ) -> Result<Response<FollowStream>, Status> {
         use pb::follow_request::Start;
+        require(&request, Scope::Read)?;
         let request = request.into_inner();
         let id = convert::job_id(&request.job_id)?;
         let start = match request.start {
