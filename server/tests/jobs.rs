@@ -320,6 +320,21 @@ async fn bad_requests_are_refused_with_a_reason_and_disturb_nothing() {
             "timeout must be between 1 and 604800 seconds",
         ),
         (start(server.spec("nul\0byte")), "NUL"),
+        // A huge value is refused in a message that quotes only its start.
+        (
+            start(pb::JobSpec {
+                labels: [("k".repeat(100_000), "v".into())].into(),
+                ..server.spec("hi")
+            }),
+            "... (100000 bytes) must be 1-64 characters",
+        ),
+        (
+            start(pb::JobSpec {
+                cwd: format!("/{}", "d".repeat(100_000)),
+                ..server.spec("hi")
+            }),
+            "cwd must be the absolute path (at most 4096 bytes)",
+        ),
     ];
     for (request, expected) in cases {
         let err = client.start(request).await.unwrap_err();

@@ -27,8 +27,25 @@ const MAX_LABEL_VALUE: usize = 256;
 const MAX_REQUEST_ID: usize = 128;
 const MAX_MODEL: usize = 256;
 
+/// The longest cwd: Linux's PATH_MAX.
+const MAX_CWD: usize = 4096;
+
 fn invalid(message: String) -> Error {
     Error::InvalidArgument(message)
+}
+
+/// Caller input quoted in an error message, cut short: a message travels in a
+/// response header, and an echo of a huge value would break the response.
+pub fn quoted(text: &str) -> String {
+    const SHOWN: usize = 64;
+    if text.len() <= SHOWN {
+        return format!("{text:?}");
+    }
+    let mut end = SHOWN;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}... ({} bytes)", &text[..end], text.len())
 }
 
 pub fn job_id(text: &str) -> Result<JobId, Error> {
@@ -50,10 +67,10 @@ pub fn spec(spec: Option<pb::JobSpec>) -> Result<JobSpec, Error> {
             spec.prompt.len()
         )));
     }
-    if !spec.cwd.starts_with('/') || spec.cwd.contains('\0') {
+    if !spec.cwd.starts_with('/') || spec.cwd.contains('\0') || spec.cwd.len() > MAX_CWD {
         return Err(invalid(format!(
-            "cwd must be the absolute path of the directory to run Codex in, got {:?}",
-            spec.cwd
+            "cwd must be the absolute path (at most {MAX_CWD} bytes) of the directory to run Codex in, got {}",
+            quoted(&spec.cwd)
         )));
     }
     if spec.model.len() > MAX_MODEL
@@ -61,8 +78,8 @@ pub fn spec(spec: Option<pb::JobSpec>) -> Result<JobSpec, Error> {
         || spec.model.chars().any(char::is_control)
     {
         return Err(invalid(format!(
-            "model must be a model name of at most {MAX_MODEL} characters, not starting with '-', got {:?}",
-            spec.model
+            "model must be a model name of at most {MAX_MODEL} characters, not starting with '-', got {}",
+            quoted(&spec.model)
         )));
     }
     let sandbox = sandbox(spec.sandbox)?;
@@ -87,7 +104,8 @@ pub fn spec(spec: Option<pb::JobSpec>) -> Result<JobSpec, Error> {
     let thread = &spec.resume_thread_id;
     if !thread.is_empty() && (thread.len() != 36 || uuid::Uuid::try_parse(thread).is_err()) {
         return Err(invalid(format!(
-            "resume_thread_id must be a Codex thread id (a UUID), got {thread:?}"
+            "resume_thread_id must be a Codex thread id (a UUID), got {}",
+            quoted(thread)
         )));
     }
     Ok(JobSpec {
@@ -119,12 +137,14 @@ pub fn labels(labels: BTreeMap<String, String>) -> Result<BTreeMap<String, Strin
     for (key, value) in &labels {
         if !is_token(key, MAX_LABEL_KEY) {
             return Err(invalid(format!(
-                "label key {key:?} must be 1-{MAX_LABEL_KEY} characters of A-Z a-z 0-9 . _ -"
+                "label key {} must be 1-{MAX_LABEL_KEY} characters of A-Z a-z 0-9 . _ -",
+                quoted(key)
             )));
         }
         if value.len() > MAX_LABEL_VALUE {
             return Err(invalid(format!(
-                "label {key} must have a value of at most {MAX_LABEL_VALUE} bytes"
+                "label {} must have a value of at most {MAX_LABEL_VALUE} bytes",
+                quoted(key)
             )));
         }
     }
@@ -373,6 +393,19 @@ mod tests {
             refused(|s| s.labels = [("bad key".into(), "v".into())].into()).contains("A-Z a-z 0-9")
         );
         assert!(refused(|s| s.resume_thread_id = "-c x".into()).contains("UUID"));
+    }
+
+    #[test]
+    fn echoes_of_caller_input_are_cut_short() {
+        let key = "k".repeat(100_000);
+        let message = refused(|s| s.labels = [(key, "v".into())].into());
+        assert!(message.len() < 200, "{message}");
+        assert!(message.contains("... (100000 bytes)"), "{message}");
+        // Cut at a character boundary: 32 two-byte characters make 64 bytes.
+        assert_eq!(
+            quoted(&"é".repeat(40)),
+            format!("\"{}\"... (80 bytes)", "é".repeat(32))
+        );
     }
 
     #[test]

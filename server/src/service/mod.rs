@@ -21,21 +21,37 @@ use crate::{
 /// The one place where manager errors become gRPC statuses.
 impl From<Error> for Status {
     fn from(err: Error) -> Status {
-        match &err {
-            Error::NotFound(_) => Status::not_found(err.to_string()),
-            Error::InvalidArgument(_) => Status::invalid_argument(err.to_string()),
-            Error::PermissionDenied(_) => Status::permission_denied(err.to_string()),
-            Error::ResourceExhausted(_) => Status::resource_exhausted(err.to_string()),
-            Error::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
-                Status::resource_exhausted(format!("the server's disk is full: {io}"))
+        let status = status(&err);
+        // The message travels in a header: keep it well under what peers accept.
+        if status.message().len() > MAX_MESSAGE {
+            let mut end = MAX_MESSAGE;
+            while !status.message().is_char_boundary(end) {
+                end -= 1;
             }
-            Error::Store(store) if store.is_disk_full() => {
-                Status::resource_exhausted(format!("the server's disk is full: {store}"))
-            }
-            Error::Store(_) | Error::Io(_) => {
-                tracing::error!("internal error: {err}");
-                Status::internal(err.to_string())
-            }
+            return Status::new(status.code(), format!("{}...", &status.message()[..end]));
+        }
+        status
+    }
+}
+
+/// The longest error message a status carries.
+const MAX_MESSAGE: usize = 1024;
+
+fn status(err: &Error) -> Status {
+    match err {
+        Error::NotFound(_) => Status::not_found(err.to_string()),
+        Error::InvalidArgument(_) => Status::invalid_argument(err.to_string()),
+        Error::PermissionDenied(_) => Status::permission_denied(err.to_string()),
+        Error::ResourceExhausted(_) => Status::resource_exhausted(err.to_string()),
+        Error::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
+            Status::resource_exhausted(format!("the server's disk is full: {io}"))
+        }
+        Error::Store(store) if store.is_disk_full() => {
+            Status::resource_exhausted(format!("the server's disk is full: {store}"))
+        }
+        Error::Store(_) | Error::Io(_) => {
+            tracing::error!("internal error: {err}");
+            Status::internal(err.to_string())
         }
     }
 }
