@@ -43,6 +43,7 @@ use runner::RunnerConfig;
 use service::{
     JobService,
     auth::{Authenticate, Tokens},
+    limit::{MAX_REQUEST_BYTES, RequestLimit},
 };
 
 /// HTTP/2 streams one connection may have open at once: one client cannot tie up
@@ -126,7 +127,14 @@ pub async fn run(
     let manager = JobManager::open(config).await?;
     let tokens = Tokens::load(args.token.as_deref(), args.tokens_file.as_deref())?;
     let auth = Authenticate::new(tokens);
-    let jobs = CodexJobsServer::with_interceptor(JobService::new(manager), auth.clone());
+    // The token first, then the size: a stranger learns nothing of the limits.
+    let jobs = InterceptedService::new(
+        RequestLimit(
+            CodexJobsServer::new(JobService::new(manager))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+        ),
+        auth.clone(),
+    );
     // Health answers without a token, for load balancers and probes.
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<CodexJobsServer<JobService>>().await;

@@ -557,3 +557,34 @@ async fn a_long_poll_on_a_tail_wakes_on_output_and_one_without_a_window_on_the_e
     assert!(ended.output.is_empty());
     assert_eq!(ended.job.unwrap().state(), pb::JobState::Succeeded);
 }
+
+#[tokio::test]
+async fn oversized_requests_are_refused_in_the_servers_words_on_every_transport() {
+    let server = TestServer::start().await;
+    let socket = format!("unix:{}", server.socket().display());
+    for endpoint in [server.endpoint(), socket] {
+        let mut client = support::Client::connect(&endpoint, None).await.unwrap();
+        for (size, expected) in [
+            // Over the prompt's limit: the field's own check.
+            (
+                1_500_000,
+                "prompt must be at most 1048576 bytes, got 1500000",
+            ),
+            // Over the request's: refused before it is decoded.
+            (5_000_000, "a prompt must be at most 1048576 bytes (1 MiB)"),
+        ] {
+            let err = client
+                .start(pb::StartRequest {
+                    spec: Some(server.spec(&"x".repeat(size))),
+                    request_id: String::new(),
+                })
+                .await
+                .unwrap_err();
+            let text = err.to_string();
+            assert_eq!(support::code(err), Code::InvalidArgument, "{text}");
+            assert!(text.contains(expected), "{endpoint}: {text}");
+        }
+        // The connection is fine afterwards.
+        assert!(client.list(pb::ListRequest::default()).await.is_ok());
+    }
+}

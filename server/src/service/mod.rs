@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod convert;
+pub mod limit;
 
 use std::{pin::Pin, sync::Arc};
 
