@@ -27,6 +27,8 @@ pub struct JobView {
     pub signal: Option<i32>,
     /// Why the job failed or was cancelled, in a sentence; null otherwise.
     pub error: Option<String>,
+    /// Why the output stops short (the host's cap, a full disk); null when whole.
+    pub output_note: Option<String>,
     /// Output text: the window that was read (poll, wait), else absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
@@ -108,6 +110,7 @@ impl From<&pb::Job> for JobView {
             exit_code: job.exit_code,
             signal: job.signal,
             error: non_empty(&job.error),
+            output_note: non_empty(&job.output_note),
             output: None,
             next_offset: job.output_size,
             truncated: None,

@@ -65,6 +65,11 @@ pub struct ServerArgs {
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = grace_period)]
     pub exit_grace: Duration,
 
+    /// The most output (transcript, events and stderr together) kept of one job;
+    /// past it the logs stop, with a last line saying so, and the job carries on.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30, value_parser = clap::value_parser!(u64).range(4096..))]
+    pub max_output_bytes: u64,
+
     /// The highest sandbox a job may ask for: read-only, workspace-write,
     /// danger-full-access or bypass (--dangerously-bypass-approvals-and-sandbox).
     #[arg(long, default_value = "danger-full-access")]

@@ -108,15 +108,17 @@ pub enum FailureReason {
     TimedOut,
     StartFailed,
     Lost,
+    DiskFull,
 }
 
 impl FailureReason {
-    pub const ALL: [FailureReason; 5] = [
+    pub const ALL: [FailureReason; 6] = [
         FailureReason::NonZeroExit,
         FailureReason::Signaled,
         FailureReason::TimedOut,
         FailureReason::StartFailed,
         FailureReason::Lost,
+        FailureReason::DiskFull,
     ];
 
     /// The snake-case name the store uses.
@@ -127,6 +129,7 @@ impl FailureReason {
             FailureReason::TimedOut => "timed_out",
             FailureReason::StartFailed => "start_failed",
             FailureReason::Lost => "lost",
+            FailureReason::DiskFull => "disk_full",
         }
     }
 
@@ -267,6 +270,9 @@ pub struct Outcome {
     pub error: String,
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
+    /// Why the output logs stop short (the host's cap, a full disk); empty when
+    /// they are complete.
+    pub output_note: String,
 }
 
 /// A job and what its run produced so far.

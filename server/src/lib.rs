@@ -115,6 +115,7 @@ pub async fn run(
             codex_bin: args.codex_bin.clone(),
             kill_grace: args.kill_grace,
             exit_grace: args.exit_grace,
+            max_output_bytes: args.max_output_bytes,
         },
     };
     let tls = args.tls().map(tls::Tls::load).transpose()?;

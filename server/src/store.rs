@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     output_size      INTEGER NOT NULL DEFAULT 0,
     runner_pid       INTEGER,            -- with runner_start_time: the runner's identity
     runner_start_time INTEGER,
-    created_by       TEXT NOT NULL DEFAULT ''
+    created_by       TEXT NOT NULL DEFAULT '',
+    output_note      TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, id);
 CREATE TABLE IF NOT EXISTS job_labels (
@@ -75,7 +76,7 @@ macro_rules! job_columns {
     () => {
         "id, state, request_id, created_at, started_at, finished_at, prompt, cwd, model, \
          sandbox, timeout_ms, resume_thread_id, labels, failure_reason, error, exit_code, signal, \
-         thread_id, final_message, usage, output_size, created_by"
+         thread_id, final_message, usage, output_size, created_by, output_note"
     };
 }
 
@@ -187,7 +188,8 @@ impl Store {
         self.db().execute(
             "UPDATE jobs SET state = ?2, started_at = ?3, finished_at = ?4, failure_reason = ?5, \
              error = ?6, exit_code = ?7, signal = ?8, thread_id = ?9, final_message = ?10, \
-             usage = ?11, output_size = ?12 WHERE id = ?1 AND state IN ('queued', 'running')",
+             usage = ?11, output_size = ?12, output_note = ?13 \
+             WHERE id = ?1 AND state IN ('queued', 'running')",
             params![
                 job.id.to_string(),
                 job.state.name(),
@@ -202,6 +204,7 @@ impl Store {
                 job.usage
                     .map(|u| serde_json::to_string(&u).expect("usage serializes")),
                 job.output_size as i64,
+                outcome.output_note,
             ],
         )?;
         Ok(())
@@ -296,15 +299,23 @@ impl Store {
     }
 }
 
-/// Brings a database an earlier version made up to the current schema.
+/// Brings a database an earlier version made up to the current schema: the
+/// columns added since, each with its default.
 fn migrate(db: &Connection) -> rusqlite::Result<()> {
-    let has_created_by: bool = db.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('jobs') WHERE name = 'created_by'",
-        [],
-        |row| row.get(0),
-    )?;
-    if !has_created_by {
-        db.execute_batch("ALTER TABLE jobs ADD COLUMN created_by TEXT NOT NULL DEFAULT ''")?;
+    for (column, definition) in [
+        ("created_by", "TEXT NOT NULL DEFAULT ''"),
+        ("output_note", "TEXT NOT NULL DEFAULT ''"),
+    ] {
+        let present: bool = db.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('jobs') WHERE name = ?1",
+            [column],
+            |row| row.get(0),
+        )?;
+        if !present {
+            db.execute_batch(&format!(
+                "ALTER TABLE jobs ADD COLUMN {column} {definition}"
+            ))?;
+        }
     }
     Ok(())
 }
@@ -350,6 +361,7 @@ fn job_from_row(row: &Row) -> rusqlite::Result<Job> {
             error: row.get("error")?,
             exit_code: row.get("exit_code")?,
             signal: row.get("signal")?,
+            output_note: row.get("output_note")?,
         },
         created_at: row.get("created_at")?,
         started_at: row.get("started_at")?,
@@ -410,6 +422,7 @@ mod tests {
             error: "codex exited with status 3".into(),
             exit_code: Some(3),
             signal: None,
+            output_note: "the output was cut".into(),
         };
         job.usage = Some(TokenUsage {
             input_tokens: 1,

@@ -578,6 +578,46 @@ where
     }
 }
 
+/// A small filesystem of its own (tmpfs), to fill up; unmounted on drop.
+pub struct SmallDisk {
+    dir: TempDir,
+}
+
+impl SmallDisk {
+    /// `None` where mounting is not allowed (not root): the caller skips, except
+    /// in CI, where it fails.
+    pub fn mount(bytes: u64) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .status();
+        if !matches!(mounted, Ok(status) if status.success()) {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must be able to mount a tmpfs (it runs as root)"
+            );
+            eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+            return None;
+        }
+        Some(SmallDisk { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazily: a process of the test may still hold a file open on it.
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
 /// Certificates for TLS tests, made with the openssl command line in a temp dir,
 /// each as `<name>.pem` and `<name>.key`:
 /// - `ca`: the private CA; `server` (for 127.0.0.1 and localhost) and `client` (for

@@ -373,7 +373,7 @@ impl JobManager {
     /// always finds the job in one place or the other; the live lock is not held
     /// while the store writes.
     fn settle(
-        &self,
+        self: &Arc<Self>,
         id: JobId,
         state: JobState,
         outcome: Outcome,
@@ -384,7 +384,7 @@ impl JobManager {
 
     /// `settle`, if the live job is as `applies` wants it.
     fn settle_if(
-        &self,
+        self: &Arc<Self>,
         id: JobId,
         applies: impl FnOnce(&Job) -> bool,
         state: JobState,
@@ -414,11 +414,50 @@ impl JobManager {
         }
         job.output_size = file_size(&self.log_path(id, OutputStream::Transcript));
         if let Err(err) = self.store.finish(&job) {
-            // The job stays live (and, if it was queued, out of the queue); a
-            // restarted server finishes it again from the runner's record.
-            tracing::error!(job = %id, "could not store the finished job: {err}");
+            // The job stays live (and, if it was queued, out of the queue) until
+            // its end is stored: a full disk gets room again, a restarted server
+            // finishes it from the runner's record.
+            tracing::error!(job = %id, "could not store the finished job, will retry: {err}");
+            self.clone().retry_settle(job, was_running);
             return false;
         }
+        self.settled(job, was_running);
+        true
+    }
+
+    /// Stores a finished job again and again (backing off to once a minute) until
+    /// the store takes it, then finishes it and starts what its run slot allows.
+    fn retry_settle(self: Arc<Self>, job: Job, was_running: bool) {
+        tokio::spawn(async move {
+            let mut pause = Duration::from_secs(1);
+            let mut job = job;
+            loop {
+                tokio::time::sleep(pause).await;
+                let stored;
+                (stored, job) = self
+                    .blocking(move |manager| (manager.store.finish(&job), job))
+                    .await;
+                match stored {
+                    Ok(()) => {
+                        self.blocking(move |manager| {
+                            manager.settled(job, was_running);
+                            manager.dispatch();
+                        })
+                        .await;
+                        return;
+                    }
+                    Err(err) => {
+                        tracing::warn!(job = %job.id, "still cannot store the finished job: {err}")
+                    }
+                }
+                pause = (pause * 2).min(Duration::from_secs(60));
+            }
+        });
+    }
+
+    /// Drops a job whose end is stored from the live set, and wakes its waiters.
+    fn settled(&self, job: Job, was_running: bool) {
+        let id = job.id;
         {
             let mut live = self.live();
             if let Some(entry) = live.jobs.remove(&id) {
@@ -430,7 +469,6 @@ impl JobManager {
         }
         self.watcher.remove(id);
         tracing::info!(job = %id, state = ?job.state, error = %job.outcome.error, "job finished");
-        true
     }
 }
 

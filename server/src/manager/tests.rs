@@ -85,6 +85,7 @@ impl LeftState {
                 codex_bin: "codex".into(),
                 kill_grace: Duration::from_secs(1),
                 exit_grace: Duration::from_secs(1),
+                max_output_bytes: u64::MAX,
             },
         })
         .await
@@ -125,6 +126,7 @@ fn exit(ending: Ending, exit_code: Option<i32>) -> ExitRecord {
         error: None,
         final_message: "All done.".into(),
         finished_at: now_millis(),
+        output_note: None,
     }
 }
 

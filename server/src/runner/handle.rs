@@ -54,6 +54,7 @@ impl Runner {
             timeout_ms: timeout.as_millis() as u64,
             kill_grace_ms: config.kill_grace.as_millis() as u64,
             exit_grace_ms: config.exit_grace.as_millis() as u64,
+            max_output_bytes: config.max_output_bytes,
         };
         record::write_atomically(
             dir.path(),

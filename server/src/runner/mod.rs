@@ -4,6 +4,7 @@
 //! outside this module touches a process.
 
 mod handle;
+mod logs;
 pub mod process;
 pub mod record;
 pub mod run;
@@ -31,6 +32,8 @@ pub struct RunnerConfig {
     pub kill_grace: Duration,
     /// How long Codex may linger after `turn.completed`.
     pub exit_grace: Duration,
+    /// The most output (all three logs) kept of one job.
+    pub max_output_bytes: u64,
 }
 
 /// The `codex` arguments that run `spec` (Codex CLI 0.169), and whether the prompt

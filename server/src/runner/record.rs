@@ -122,6 +122,14 @@ pub struct RunnerCommand {
     pub kill_grace_ms: u64,
     /// How long Codex may linger after reporting `turn.completed`.
     pub exit_grace_ms: u64,
+    /// The most output (all three logs) to keep.
+    #[serde(default = "unlimited")]
+    pub max_output_bytes: u64,
+}
+
+/// A command written before there was a cap on output.
+fn unlimited() -> u64 {
+    u64::MAX
 }
 
 /// What the runner reports (`status.json`).
@@ -150,6 +158,9 @@ pub struct ExitRecord {
     pub error: Option<String>,
     pub final_message: String,
     pub finished_at: Millis,
+    /// Why the output logs stop short (the cap, a full disk), if they do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_note: Option<String>,
 }
 
 /// Who ended a run.
@@ -169,6 +180,8 @@ pub enum Ending {
     /// The runner could not do its job (it could not write the output, say); it
     /// ended Codex and everything it started.
     RunnerFailed,
+    /// The disk filled up: the runner stopped the output and ended Codex.
+    DiskFull,
 }
 
 impl ExitRecord {
@@ -179,6 +192,7 @@ impl ExitRecord {
             error: String::new(),
             exit_code: self.exit_code,
             signal: self.signal,
+            output_note: self.output_note.clone().unwrap_or_default(),
         };
         let reported = self.error.as_deref().unwrap_or("");
         let detail = |what: String| match reported {
@@ -220,6 +234,13 @@ impl ExitRecord {
                 outcome.error = detail("codex could not be started".into());
                 JobState::Failed
             }
+            (Ending::DiskFull, _, _) => {
+                outcome.failure_reason = Some(FailureReason::DiskFull);
+                outcome.error =
+                    "the server's disk filled up: the job's output stopped and the job was ended"
+                        .into();
+                JobState::Failed
+            }
             (Ending::RunnerFailed, _, _) => {
                 outcome.failure_reason = Some(FailureReason::Lost);
                 outcome.error = detail("the job's runner failed and ended it".into());
@@ -242,6 +263,7 @@ mod tests {
             error: None,
             final_message: String::new(),
             finished_at: 0,
+            output_note: None,
         }
     }
 

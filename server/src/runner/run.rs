@@ -12,8 +12,8 @@
 //! its timeout. An idle job costs no wake-ups.
 
 use std::{
-    fs::{self, File, OpenOptions},
-    io::{self, Read, Write},
+    fs::{self, File},
+    io::{self, Read},
     os::{
         fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
         unix::process::{CommandExt, ExitStatusExt},
@@ -23,6 +23,7 @@ use std::{
 };
 
 use super::{
+    logs::{Logs, Stopped, is_disk_full},
     process::{ProcessIdentity, pidfd_open},
     record::{Ending, ExitRecord, JobDir, RunnerCommand, RunnerStatus},
     transcript::Transcriber,
@@ -56,6 +57,8 @@ pub fn run(dir: &JobDir) -> io::Result<()> {
         ..RunnerStatus::default()
     };
     dir.write_status(&status, false)?;
+    // Room for the exit record, however full the disk gets meanwhile.
+    ExitReserve::take(dir)?;
 
     let mut child = match spawn_codex(&command, status.runner.pid) {
         Ok(child) => child,
@@ -67,6 +70,7 @@ pub fn run(dir: &JobDir) -> io::Result<()> {
                 error: Some(format!("{}: {err}", command.program.display())),
                 final_message: String::new(),
                 finished_at: now_millis(),
+                output_note: None,
             });
             return dir.write_status(&status, true);
         }
@@ -87,7 +91,9 @@ pub fn run(dir: &JobDir) -> io::Result<()> {
             error: Some(err.to_string()),
             final_message: String::new(),
             finished_at: now_millis(),
+            output_note: None,
         });
+        let _ = ExitReserve::release(dir);
         let _ = dir.write_status(&status, true);
     }
     result
@@ -138,9 +144,7 @@ struct Supervisor<'a> {
     exited: Option<OwnedFd>,
     stdout: Option<std::process::ChildStdout>,
     stderr: Option<std::process::ChildStderr>,
-    events_log: File,
-    transcript_log: File,
-    stderr_log: File,
+    logs: Logs,
     transcriber: Transcriber,
     partial_line: Vec<u8>,
     /// Dropping the rest of an event line longer than `MAX_EVENT_LINE`.
@@ -168,12 +172,6 @@ impl<'a> Supervisor<'a> {
         cancel_requests: SignalFd,
         status: RunnerStatus,
     ) -> io::Result<Self> {
-        let append = |stream| {
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.log(stream))
-        };
         let timeout = Duration::from_millis(command.timeout_ms);
         Ok(Supervisor {
             exited: Some(pidfd_open(child.id(), 0)?),
@@ -183,9 +181,7 @@ impl<'a> Supervisor<'a> {
             child,
             status,
             cancel_requests,
-            events_log: append(OutputStream::Events)?,
-            transcript_log: append(OutputStream::Transcript)?,
-            stderr_log: append(OutputStream::Stderr)?,
+            logs: Logs::open(dir, command.max_output_bytes)?,
             transcriber: Transcriber::default(),
             partial_line: Vec::new(),
             skipping_line: false,
@@ -296,7 +292,8 @@ impl<'a> Supervisor<'a> {
                 if read == 0 {
                     self.stderr = None;
                 } else {
-                    self.stderr_log.write_all(&buffer[..read])?;
+                    self.logs.write(OutputStream::Stderr, &buffer[..read])?;
+                    self.check_disk();
                 }
             }
             Source::Exit => {
@@ -319,7 +316,8 @@ impl<'a> Supervisor<'a> {
 
     /// Keeps Codex's stdout as it came and transcribes each complete event line.
     fn take_events(&mut self, fresh: &[u8]) -> io::Result<()> {
-        self.events_log.write_all(fresh)?;
+        self.logs.write(OutputStream::Events, fresh)?;
+        self.check_disk();
         // Only the new bytes can end a line: never rescan what was kept.
         let line_end = fresh
             .iter()
@@ -329,8 +327,10 @@ impl<'a> Supervisor<'a> {
         let Some(end) = line_end else {
             if self.partial_line.len() > MAX_EVENT_LINE && !self.skipping_line {
                 // Too big to hold: it stays in events.jsonl, not in the transcript.
-                self.transcript_log
-                    .write_all(b"! an event too large to transcribe\n")?;
+                self.logs.write(
+                    OutputStream::Transcript,
+                    b"! an event too large to transcribe\n",
+                )?;
                 self.skipping_line = true;
             }
             if self.skipping_line {
@@ -355,9 +355,8 @@ impl<'a> Supervisor<'a> {
             .iter()
             .map(|line| self.transcriber.line(line))
             .collect();
-        if !text.is_empty() {
-            self.transcript_log.write_all(text.as_bytes())?;
-        }
+        self.logs.write(OutputStream::Transcript, text.as_bytes())?;
+        self.check_disk();
         if self.transcriber.turn_completed && self.linger_until.is_none() {
             self.linger_until = Some(Instant::now() + self.exit_grace);
         }
@@ -365,9 +364,27 @@ impl<'a> Supervisor<'a> {
             self.status.thread_id = self.transcriber.thread_id.clone();
             self.status.usage = self.transcriber.usage;
             self.status.turn_completed = self.transcriber.turn_completed;
-            self.dir.write_status(&self.status, false)?;
+            // The exit record will carry these too: a full disk may refuse them now.
+            match self.dir.write_status(&self.status, false) {
+                Err(err) if is_disk_full(&err) => self.check_disk_full(),
+                other => other?,
+            }
         }
         Ok(())
+    }
+
+    /// Ends the job once the disk is full: its output is lost from here on, and
+    /// Codex's own writes are failing too.
+    fn check_disk(&mut self) {
+        if self.logs.stopped() == Some(Stopped::DiskFull) {
+            self.check_disk_full();
+        }
+    }
+
+    fn check_disk_full(&mut self) {
+        if self.ending.is_none() && self.exit_status.is_none() {
+            self.end_codex(Ending::DiskFull);
+        }
     }
 
     fn end_codex(&mut self, ending: Ending) {
@@ -384,9 +401,7 @@ impl<'a> Supervisor<'a> {
 
     /// Flushes the logs to disk and writes the exit record.
     fn finish(mut self) -> io::Result<()> {
-        for log in [&self.events_log, &self.transcript_log, &self.stderr_log] {
-            log.sync_all()?;
-        }
+        self.logs.sync()?;
         let exit_status = self.exit_status.expect("the loop ends after Codex exits");
         let final_message = fs::read_to_string(self.dir.last_message())
             .ok()
@@ -401,15 +416,57 @@ impl<'a> Supervisor<'a> {
         self.status.thread_id = self.transcriber.thread_id.clone();
         self.status.usage = self.transcriber.usage;
         self.status.turn_completed = self.transcriber.turn_completed;
-        self.status.exit = Some(ExitRecord {
+        let mut exit = ExitRecord {
             ending,
             exit_code: exit_status.code(),
             signal: exit_status.signal(),
             error,
             final_message: final_message.trim_end().to_owned(),
             finished_at: now_millis(),
-        });
-        self.dir.write_status(&self.status, true)
+            output_note: self.logs.note(),
+        };
+        // The reserve makes room for the record; should even that not do (a final
+        // message larger than the reserve), its end gives way.
+        ExitReserve::release(self.dir)?;
+        self.status.exit = Some(exit.clone());
+        match self.dir.write_status(&self.status, true) {
+            Err(err) if is_disk_full(&err) => {
+                let kept: String = exit.final_message.chars().take(4096).collect();
+                exit.final_message = format!("{kept}\n[cut short: the disk is full]");
+                self.status.exit = Some(exit);
+                self.dir.write_status(&self.status, true)
+            }
+            other => other,
+        }
+    }
+}
+
+/// Disk space held for the exit record from the start of the run, and given back
+/// just before it is written.
+struct ExitReserve;
+
+impl ExitReserve {
+    const FILE: &str = ".exit-reserve";
+    const BYTES: libc::off_t = 256 * 1024;
+
+    fn take(dir: &JobDir) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let file = File::create(dir.path().join(Self::FILE))?;
+        // SAFETY: fallocate takes a descriptor we own and plain integers.
+        if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, Self::BYTES) } == 0 {
+            return Ok(());
+        }
+        // Filesystems without fallocate: real zeros take real blocks.
+        use std::io::Write;
+        (&file).write_all(&vec![0u8; Self::BYTES as usize])?;
+        file.sync_all()
+    }
+
+    fn release(dir: &JobDir) -> io::Result<()> {
+        match fs::remove_file(dir.path().join(Self::FILE)) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
     }
 }
 

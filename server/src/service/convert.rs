@@ -282,6 +282,7 @@ impl From<FailureReason> for pb::FailureReason {
             FailureReason::TimedOut => pb::FailureReason::TimedOut,
             FailureReason::StartFailed => pb::FailureReason::StartFailed,
             FailureReason::Lost => pb::FailureReason::Lost,
+            FailureReason::DiskFull => pb::FailureReason::DiskFull,
         }
     }
 }
@@ -335,6 +336,7 @@ impl From<Job> for pb::Job {
             output_size: job.output_size,
             request_id: job.request_id.unwrap_or_default(),
             created_by: job.created_by,
+            output_note: job.outcome.output_note,
         }
     }
 }
