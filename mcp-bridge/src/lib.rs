@@ -3,6 +3,7 @@
 //! every job carries on.
 
 mod connect;
+mod stdin;
 mod tools;
 
 use clap::Parser;
@@ -42,7 +43,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     // MCP clients start the bridge with pipes: drive them without a thread hop per
     // message (it falls back to plain stdio otherwise).
-    let service = bridge.serve(rmcp::transport::stdio_pipes()).await?;
+    let (input, output) = rmcp::transport::stdio_pipes();
+    let input = stdin::BoundedLines::new(input, stdin::MAX_REQUEST_BYTES);
+    let service = bridge.serve((input, output)).await?;
     service.waiting().await?;
     Ok(())
 }

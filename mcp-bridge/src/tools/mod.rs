@@ -10,14 +10,17 @@ mod wait;
 
 use codex_jobs_client::{Client, ClientError, json::JobView, pb};
 use rmcp::{
-    ServerHandler,
+    ErrorData, RoleServer, ServerHandler,
     handler::server::router::tool::ToolRouter,
-    model::{Implementation, ServerCapabilities, ServerConfig},
+    model::{
+        CustomRequest, CustomResult, ErrorCode, Implementation, ServerCapabilities, ServerConfig,
+    },
+    service::RequestContext,
     tool_handler,
 };
 use tokio::sync::Mutex;
 
-use crate::connect::Target;
+use crate::{connect::Target, stdin::TOO_LARGE_METHOD};
 
 /// The MCP server: the tools plus a connection to codex-jobs-server.
 pub struct Bridge {
@@ -138,5 +141,28 @@ impl ServerHandler for Bridge {
                 env!("CARGO_PKG_VERSION"),
             ))
             .with_instructions(INSTRUCTIONS)
+    }
+
+    /// Answers a request that was too large to take (see `stdin`), by its id.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        if request.method != TOO_LARGE_METHOD {
+            return Err(ErrorData::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                request.method,
+                None,
+            ));
+        }
+        let params = request.params.unwrap_or_default();
+        Err(ErrorData::invalid_request(
+            format!(
+                "the request is {} bytes, more than the {} codex-jobs-mcp takes; a prompt may be at most 1 MiB",
+                params["bytes"], params["limit"]
+            ),
+            None,
+        ))
     }
 }
