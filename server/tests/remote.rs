@@ -371,3 +371,81 @@ async fn health_turns_not_serving_when_the_server_shuts_down() {
     let _ = watch.kill();
     let _ = watch.wait();
 }
+
+#[tokio::test]
+async fn a_client_in_another_network_namespace_reaches_the_host_over_tls() {
+    let Some(net) = support::NetPair::new() else {
+        return;
+    };
+    let certs = Certs::new();
+    certs.server_for_ip("host", &net.server_ip);
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let mut server = net
+        .command_in(&net.server_ns, &support::bin("codex-jobs-server"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .args(["--listen", &format!("{}:0", net.server_ip)])
+        .arg("--ready-file")
+        .arg(&ready)
+        .arg("--codex-bin")
+        .arg(support::fake_codex())
+        .arg("--tls-cert")
+        .arg(certs.path("host.pem"))
+        .arg("--tls-key")
+        .arg(certs.path("host.key"))
+        .args(["--token", "s3cret"])
+        .env(support::TEST_MARK, dir.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let address = support::eventually("the server listens", Duration::from_secs(20), || {
+        let ready = ready.clone();
+        async move { Some(std::fs::read_to_string(ready).ok()?.trim().to_string()) }
+    })
+    .await;
+    let sent_before = net.server_sent_bytes();
+
+    let cli = |args: &[&str]| {
+        let output = net
+            .command_in(&net.client_ns, &support::bin("codex-jobs"))
+            .args([
+                "--endpoint",
+                &format!("https://{address}"),
+                "--token",
+                "s3cret",
+            ])
+            .arg("--ca-cert")
+            .arg(certs.path("ca.pem"))
+            .args(args)
+            .env(support::TEST_MARK, dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "codex-jobs {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let started: serde_json::Value = serde_json::from_str(&cli(&[
+        "--json",
+        "start",
+        "--cwd",
+        work.to_str().unwrap(),
+        "say across the wire",
+    ]))
+    .unwrap();
+    let job_id = started["job_id"].as_str().unwrap();
+    cli(&["wait", job_id]);
+    let followed = cli(&["follow", job_id]);
+    assert!(followed.contains("across the wire"), "{followed}");
+    assert!(
+        net.server_sent_bytes() > sent_before + 1000,
+        "the answers crossed the veth link"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -578,6 +578,130 @@ where
     }
 }
 
+/// Two network namespaces joined by a veth pair, so that traffic between a server
+/// in one and a client in the other really leaves loopback. Deleted on drop.
+pub struct NetPair {
+    pub server_ns: String,
+    pub client_ns: String,
+    pub server_ip: String,
+    pub client_ip: String,
+    server_link: String,
+}
+
+impl NetPair {
+    /// `None` where namespaces cannot be made (not root, no `ip`): the caller
+    /// skips, except in CI, where it fails.
+    pub fn new() -> Option<NetPair> {
+        let id = std::process::id();
+        let subnet = id % 250;
+        let pair = NetPair {
+            server_ns: format!("cj-srv-{id}"),
+            client_ns: format!("cj-cli-{id}"),
+            server_ip: format!("10.203.{subnet}.1"),
+            client_ip: format!("10.203.{subnet}.2"),
+            server_link: format!("cjs{id}"),
+        };
+        let client_link = format!("cjc{id}");
+        let steps: Vec<Vec<String>> = vec![
+            vec!["netns".into(), "add".into(), pair.server_ns.clone()],
+            vec!["netns".into(), "add".into(), pair.client_ns.clone()],
+            [
+                "link",
+                "add",
+                &pair.server_link,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &client_link,
+            ]
+            .map(String::from)
+            .into(),
+            ["link", "set", &pair.server_link, "netns", &pair.server_ns]
+                .map(String::from)
+                .into(),
+            ["link", "set", &client_link, "netns", &pair.client_ns]
+                .map(String::from)
+                .into(),
+        ];
+        let mut ok = steps.iter().all(|args| ip(args));
+        for (ns, link, address) in [
+            (&pair.server_ns, &pair.server_link, &pair.server_ip),
+            (&pair.client_ns, &client_link, &pair.client_ip),
+        ] {
+            let cidr = format!("{address}/30");
+            ok = ok
+                && ip(&["-n", ns, "addr", "add", &cidr, "dev", link].map(String::from))
+                && ip(&["-n", ns, "link", "set", link, "up"].map(String::from))
+                && ip(&["-n", ns, "link", "set", "lo", "up"].map(String::from));
+        }
+        if !ok {
+            drop(pair);
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must be able to make network namespaces (it runs as root)"
+            );
+            eprintln!("SKIPPED: cannot make network namespaces here (not root?)");
+            return None;
+        }
+        Some(pair)
+    }
+
+    /// `command` to run inside the server's (or the client's) namespace.
+    pub fn command_in(&self, ns: &str, program: &Path) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", ns]).arg(program);
+        command
+    }
+
+    /// Bytes the server's end of the link has sent.
+    pub fn server_sent_bytes(&self) -> u64 {
+        let output = Command::new("ip")
+            .args([
+                "-n",
+                &self.server_ns,
+                "-s",
+                "link",
+                "show",
+                &self.server_link,
+            ])
+            .output()
+            .expect("ip runs");
+        // "TX:  bytes packets ..." then the numbers on the next line.
+        let text = String::from_utf8_lossy(&output.stdout);
+        let mut lines = text.lines();
+        while let Some(line) = lines.next() {
+            if line.trim_start().starts_with("TX:") {
+                return lines
+                    .next()
+                    .and_then(|numbers| numbers.split_whitespace().next()?.parse().ok())
+                    .unwrap_or(0);
+            }
+        }
+        0
+    }
+}
+
+fn ip(args: &[String]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+impl Drop for NetPair {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes its end of the pair, and so the other.
+        for ns in [&self.server_ns, &self.client_ns] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
 /// A small filesystem of its own (tmpfs), to fill up; unmounted on drop.
 pub struct SmallDisk {
     dir: TempDir,
@@ -654,6 +778,12 @@ impl Certs {
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// Adds `<name>.pem` and `.key`: a server certificate from `ca` for `ip`.
+    pub fn server_for_ip(&self, name: &str, ip: &str) {
+        let ext = format!("subjectAltName=IP:{ip}\nextendedKeyUsage=serverAuth");
+        self.leaf(name, "ca", ip, &ext, 30);
     }
 
     fn openssl(&self, args: &[&str]) {
