@@ -372,22 +372,34 @@ async fn health_turns_not_serving_when_the_server_shuts_down() {
     let _ = watch.wait();
 }
 
-#[tokio::test]
-async fn a_client_in_another_network_namespace_reaches_the_host_over_tls() {
-    let Some(net) = support::NetPair::new() else {
-        return;
-    };
-    let certs = Certs::new();
+/// A TLS host with a token in the server namespace of `net`, serving from `dir`.
+struct NamespacedHost {
+    process: std::process::Child,
+    /// `https://ADDRESS:PORT`.
+    endpoint: String,
+    /// `unix:PATH`, reachable from any namespace.
+    socket: String,
+}
+
+impl Drop for NamespacedHost {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+async fn host_in(net: &support::NetPair, certs: &Certs, dir: &std::path::Path) -> NamespacedHost {
     certs.server_for_ip("host", &net.server_ip);
-    let dir = tempfile::tempdir().unwrap();
-    let ready = dir.path().join("ready");
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    let mut server = net
+    let ready = dir.join("ready");
+    let socket = format!("unix:{}", dir.join("server.sock").display());
+    std::fs::create_dir_all(dir.join("work")).unwrap();
+    let process = net
         .command_in(&net.server_ns, &support::bin("codex-jobs-server"))
         .arg("--state-dir")
-        .arg(dir.path().join("state"))
+        .arg(dir.join("state"))
         .args(["--listen", &format!("{}:0", net.server_ip)])
+        .arg("--listen")
+        .arg(&socket)
         .arg("--ready-file")
         .arg(&ready)
         .arg("--codex-bin")
@@ -396,45 +408,68 @@ async fn a_client_in_another_network_namespace_reaches_the_host_over_tls() {
         .arg(certs.path("host.pem"))
         .arg("--tls-key")
         .arg(certs.path("host.key"))
-        .args(["--token", "s3cret"])
-        .env(support::TEST_MARK, dir.path())
+        .args(["--token", "s3cret", "--kill-grace", "1"])
+        .env(support::TEST_MARK, dir)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let address = support::eventually("the server listens", Duration::from_secs(20), || {
+    let addresses = support::eventually("the server listens", Duration::from_secs(20), || {
         let ready = ready.clone();
-        async move { Some(std::fs::read_to_string(ready).ok()?.trim().to_string()) }
+        async move { std::fs::read_to_string(ready).ok() }
     })
     .await;
-    let sent_before = net.server_sent_bytes();
+    let address = addresses.lines().next().unwrap().to_string();
+    NamespacedHost {
+        process,
+        endpoint: format!("https://{address}"),
+        socket,
+    }
+}
 
-    let cli = |args: &[&str]| {
-        let output = net
-            .command_in(&net.client_ns, &support::bin("codex-jobs"))
-            .args([
-                "--endpoint",
-                &format!("https://{address}"),
-                "--token",
-                "s3cret",
-            ])
-            .arg("--ca-cert")
-            .arg(certs.path("ca.pem"))
-            .args(args)
-            .env(support::TEST_MARK, dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "codex-jobs {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
+/// The CLI in the client namespace of `net`, talking to `host`.
+fn cli_in(
+    net: &support::NetPair,
+    host: &NamespacedHost,
+    certs: &Certs,
+    dir: &std::path::Path,
+    args: &[&str],
+) -> Command {
+    let mut command = net.command_in(&net.client_ns, &support::bin("codex-jobs"));
+    command
+        .args(["--endpoint", &host.endpoint, "--token", "s3cret"])
+        .arg("--ca-cert")
+        .arg(certs.path("ca.pem"))
+        .args(args)
+        .env(support::TEST_MARK, dir);
+    command
+}
+
+fn succeeded(mut command: Command) -> String {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn a_client_in_another_network_namespace_reaches_the_host_over_tls() {
+    let Some(net) = support::NetPair::new() else {
+        return;
     };
+    let certs = Certs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let host = host_in(&net, &certs, dir.path()).await;
+    let sent_before = net.server_sent_bytes();
+    let work = dir.path().join("work").display().to_string();
+    let cli = |args: &[&str]| succeeded(cli_in(&net, &host, &certs, dir.path(), args));
     let started: serde_json::Value = serde_json::from_str(&cli(&[
         "--json",
         "start",
         "--cwd",
-        work.to_str().unwrap(),
+        &work,
         "say across the wire",
     ]))
     .unwrap();
@@ -446,6 +481,73 @@ async fn a_client_in_another_network_namespace_reaches_the_host_over_tls() {
         net.server_sent_bytes() > sent_before + 1000,
         "the answers crossed the veth link"
     );
-    let _ = server.kill();
-    let _ = server.wait();
+}
+
+#[tokio::test]
+async fn a_follower_behind_a_dead_network_path_is_dropped_within_a_minute() {
+    let Some(net) = support::NetPair::new() else {
+        return;
+    };
+    let certs = Certs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let host = host_in(&net, &certs, dir.path()).await;
+    let work = dir.path().join("work").display().to_string();
+    let started: serde_json::Value = serde_json::from_str(&succeeded(cli_in(
+        &net,
+        &host,
+        &certs,
+        dir.path(),
+        &["--json", "start", "--cwd", &work, "say waiting\nsleep 300"],
+    )))
+    .unwrap();
+    let job_id = started["job_id"].as_str().unwrap().to_string();
+    let mut follower = cli_in(&net, &host, &certs, dir.path(), &["follow", &job_id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The server's connections from the client, as the kernel lists them.
+    let connections = || {
+        let output = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &net.server_ns,
+                "ss",
+                "-Htn",
+                "state",
+                "established",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|line| line.contains(&net.client_ip))
+            .count()
+    };
+    support::eventually("the follower is connected", Duration::from_secs(20), || {
+        let open = connections();
+        async move { (open > 0).then_some(()) }
+    })
+    .await;
+
+    // The path dies without a word: no FIN, no RST ever arrives.
+    net.cut();
+    let cut_at = std::time::Instant::now();
+    support::eventually(
+        "the server drops the dead connection",
+        Duration::from_secs(90),
+        || {
+            let open = connections();
+            async move { (open == 0).then_some(()) }
+        },
+    )
+    .await;
+    let noticed = cut_at.elapsed();
+    assert!(noticed <= Duration::from_secs(60), "took {noticed:?}");
+    let _ = follower.kill();
+    let _ = follower.wait();
+    // The job is still running: end it, over the socket, which needs no network.
+    let mut local = Client::connect(&host.socket, Some("s3cret")).await.unwrap();
+    local.cancel(&job_id).await.unwrap();
 }

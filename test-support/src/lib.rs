@@ -654,6 +654,21 @@ impl NetPair {
         command
     }
 
+    /// Cuts the path between the two without a word: the client's end of the link
+    /// goes down, so nothing the server sends arrives, and nothing comes back.
+    pub fn cut(&self) {
+        let client_link = self.server_link.replacen("cjs", "cjc", 1);
+        assert!(ip(&[
+            "-n",
+            &self.client_ns,
+            "link",
+            "set",
+            &client_link,
+            "down"
+        ]
+        .map(String::from)));
+    }
+
     /// Bytes the server's end of the link has sent.
     pub fn server_sent_bytes(&self) -> u64 {
         let output = Command::new("ip")
