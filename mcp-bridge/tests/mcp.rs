@@ -509,41 +509,14 @@ async fn the_mcp_inspector_cli_lists_and_calls_the_tools() {
 
 #[tokio::test]
 async fn a_request_too_large_to_take_is_answered_with_an_error_not_dropped() {
-    use std::io::{BufRead, BufReader, Write};
     let server = TestServer::start().await;
-    let mut bridge = Command::new(support::bin("codex-jobs-mcp"))
-        .args(bridge_to(&server))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut input = bridge.stdin.take().unwrap();
-    let mut output = BufReader::new(bridge.stdout.take().unwrap());
-    let mut send = |message: String| {
-        input.write_all(message.as_bytes()).unwrap();
-        input.write_all(b"\n").unwrap();
-        input.flush().unwrap();
-    };
-    let mut receive = || {
-        let mut line = String::new();
-        output.read_line(&mut line).unwrap();
-        serde_json::from_str::<Value>(&line).unwrap()
-    };
-    send(
-        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "test", "version": "1"}}})
-        .to_string(),
-    );
-    receive();
-    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string());
+    let mut session = support::McpStdio::start(&bridge_to(&server));
     // Past rmcp's own 16 MiB line limit, which would drop it without an answer.
     let huge = "x".repeat(17 << 20);
     let request = json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": {
         "name": "codex_start", "arguments": {"prompt": huge, "cwd": server.work_dir()}}});
-    send(request.to_string());
-    let answer = receive();
+    session.send_line(&request.to_string());
+    let answer = session.receive();
     assert_eq!(answer["id"], 41, "{answer}");
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(
@@ -552,14 +525,6 @@ async fn a_request_too_large_to_take_is_answered_with_an_error_not_dropped() {
         "{message}"
     );
     // The session goes on.
-    send(
-        json!({"jsonrpc": "2.0", "id": 42, "method": "tools/call",
-        "params": {"name": "codex_list", "arguments": {}}})
-        .to_string(),
-    );
-    let listed = receive();
-    assert_eq!(listed["id"], 42);
-    assert_eq!(listed["result"]["isError"], false, "{listed}");
-    let _ = bridge.kill();
-    let _ = bridge.wait();
+    let listed = session.call("codex_list", json!({}));
+    assert_eq!(listed["isError"], false, "{listed}");
 }

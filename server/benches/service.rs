@@ -10,7 +10,7 @@ use codex_jobs_test_support as support;
 
 use std::{
     collections::BTreeMap,
-    io::{BufRead, BufReader, Write},
+    io::Write,
     path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -622,47 +622,18 @@ async fn bench_tls(plain: &TestServer, scale: &Scale, table: &mut Table) {
 
 /// `codex_poll` through the MCP bridge, from a client on its stdio.
 async fn bench_bridge(server: &TestServer, job_id: &str, scale: &Scale, table: &mut Table) {
-    let mut bridge = Command::new(support::bin("codex-jobs-mcp"))
-        .args(["--endpoint", &server.endpoint()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the bridge starts");
-    let mut input = bridge.stdin.take().unwrap();
-    let mut output = BufReader::new(bridge.stdout.take().unwrap());
-    let mut send = |message: serde_json::Value| {
-        writeln!(input, "{message}").unwrap();
-        input.flush().unwrap();
-    };
-    let mut receive = || {
-        let mut line = String::new();
-        output.read_line(&mut line).unwrap();
-        serde_json::from_str::<serde_json::Value>(&line).unwrap()
-    };
-    send(
-        serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "bench", "version": "1"}}}),
-    );
-    receive();
-    send(serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    let mut session = support::McpStdio::start(&["--endpoint".into(), server.endpoint()]);
+    let arguments = serde_json::json!({"job_id": job_id, "tail_lines": 100});
     let mut samples = Vec::new();
-    for id in 1..=scale.bridge_calls + 10 {
+    for call in 1..=scale.bridge_calls + 10 {
         let started = Instant::now();
-        send(
-            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
-            "name": "codex_poll", "arguments": {"job_id": job_id, "tail_lines": 100}}}),
-        );
-        let reply = receive();
-        assert_eq!(reply["result"]["isError"], false, "{reply}");
+        let result = session.call("codex_poll", arguments.clone());
+        assert_eq!(result["isError"], false, "{result}");
         // The first calls warm up the bridge's connection.
-        if id > 10 {
+        if call > 10 {
             samples.push(started.elapsed());
         }
     }
-    let _ = bridge.kill();
-    let _ = bridge.wait();
     table.add(
         "codex_poll through the MCP bridge (stdio), tail 100",
         show_p50_p99(samples),

@@ -34,8 +34,12 @@ use tokio::{
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{
     service::interceptor::InterceptedService,
-    transport::{Server, server::TcpIncoming},
+    transport::{
+        Server,
+        server::{Router, TcpIncoming},
+    },
 };
+use tonic_health::server::HealthReporter;
 
 use config::{Listen, ServerArgs};
 use manager::{JobManager, ManagerConfig};
@@ -91,33 +95,6 @@ pub async fn run(
     std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700))?;
     // One server per state dir: a second one would run the same queued jobs again.
     let only_server = lock_state_dir(&state_dir)?;
-    let allowed_cwd_roots = args
-        .allowed_cwd_roots
-        .iter()
-        .map(|root| {
-            root.canonicalize()
-                .with_context(|| format!("--allow-cwd {}", root.display()))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let runner_bin = match &args.runner_bin {
-        Some(runner) => runner.clone(),
-        None => installed_runner()?,
-    };
-    let config = ManagerConfig {
-        state_dir: state_dir.clone(),
-        max_running: args.max_running as usize,
-        max_queued: args.max_queued as usize,
-        default_timeout: Duration::from_secs(args.default_timeout),
-        max_sandbox: args.max_sandbox,
-        allowed_cwd_roots,
-        runner: RunnerConfig {
-            runner_bin,
-            codex_bin: args.codex_bin.clone(),
-            kill_grace: args.kill_grace,
-            exit_grace: args.exit_grace,
-            max_output_bytes: args.max_output_bytes,
-        },
-    };
     let tls = args.tls().map(tls::Tls::load).transpose()?;
     for addr in args.insecure_addresses() {
         tracing::warn!(
@@ -125,53 +102,22 @@ pub async fn run(
              anyone who can reach it can run code on this host"
         );
     }
-    let manager = JobManager::open(config).await?;
-    let tokens = Tokens::load(args.token.as_deref(), args.tokens_file.as_deref())?;
-    let auth = Authenticate::new(tokens);
-    // The token first, then the size: a stranger learns nothing of the limits.
-    let jobs = InterceptedService::new(
-        RequestLimit(
-            CodexJobsServer::new(JobService::new(manager))
-                .max_decoding_message_size(MAX_REQUEST_BYTES),
-        ),
-        auth.clone(),
-    );
-    // Health answers without a token, for load balancers and probes.
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<CodexJobsServer<JobService>>().await;
-    // Reflection shows what the service offers: it needs the same token.
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(codex_jobs_api::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1 = InterceptedService::new(reflection().build_v1()?, auth.clone());
-    let reflection_v1alpha = InterceptedService::new(reflection().build_v1alpha()?, auth);
+    let manager = JobManager::open(manager_config(&args, state_dir)?).await?;
+    let (router, health) = services(manager, &args).await?;
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut servers = JoinSet::new();
     let mut addresses = Vec::new();
     for listen in args.listen() {
-        let router = Server::builder()
-            // A peer behind a dead network path is noticed within a minute.
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
-            .add_service(health_service.clone())
-            .add_service(jobs.clone())
-            .add_service(reflection_v1.clone())
-            .add_service(reflection_v1alpha.clone());
+        let router = router.clone();
         let mut stopped = stopped.clone();
         let shutdown = async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
         match &listen {
             Listen::Unix(path) => {
-                let listener = bind_unix(path)?;
-                servers.spawn(
-                    router
-                        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown),
-                );
+                let incoming = UnixListenerStream::new(bind_unix(path)?);
+                servers.spawn(router.serve_with_incoming_shutdown(incoming, shutdown));
                 addresses.push(listen);
             }
             Listen::Tcp(addr) => {
@@ -181,10 +127,10 @@ pub async fn run(
                 // Port 0 picks a free port: report the one we got.
                 addresses.push(Listen::Tcp(listener.local_addr()?));
                 match &tls {
-                    Some(tls) => servers.spawn(
-                        router
-                            .serve_with_incoming_shutdown(tls.clone().incoming(listener), shutdown),
-                    ),
+                    Some(tls) => {
+                        let incoming = tls.clone().incoming(listener);
+                        servers.spawn(router.serve_with_incoming_shutdown(incoming, shutdown))
+                    }
                     None => {
                         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
                         servers.spawn(router.serve_with_incoming_shutdown(incoming, shutdown))
@@ -223,6 +169,76 @@ pub async fn run(
         drop(only_server);
     });
     Ok(Running { addresses, serving })
+}
+
+/// The host's policy and limits, from the command line.
+fn manager_config(args: &ServerArgs, state_dir: PathBuf) -> anyhow::Result<ManagerConfig> {
+    let allowed_cwd_roots = args
+        .allowed_cwd_roots
+        .iter()
+        .map(|root| {
+            root.canonicalize()
+                .with_context(|| format!("--allow-cwd {}", root.display()))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let runner_bin = match &args.runner_bin {
+        Some(runner) => runner.clone(),
+        None => installed_runner()?,
+    };
+    Ok(ManagerConfig {
+        state_dir,
+        max_running: args.max_running as usize,
+        max_queued: args.max_queued as usize,
+        default_timeout: Duration::from_secs(args.default_timeout),
+        max_sandbox: args.max_sandbox,
+        allowed_cwd_roots,
+        runner: RunnerConfig {
+            runner_bin,
+            codex_bin: args.codex_bin.clone(),
+            kill_grace: args.kill_grace,
+            exit_grace: args.exit_grace,
+            max_output_bytes: args.max_output_bytes,
+        },
+    })
+}
+
+/// The gRPC services every listener serves, and the reporter that tells health
+/// checks whether they do.
+async fn services(
+    manager: std::sync::Arc<JobManager>,
+    args: &ServerArgs,
+) -> anyhow::Result<(Router, HealthReporter)> {
+    let tokens = Tokens::load(args.token.as_deref(), args.tokens_file.as_deref())?;
+    let auth = Authenticate::new(tokens);
+    // The token first, then the size: a stranger learns nothing of the limits.
+    let jobs = InterceptedService::new(
+        RequestLimit(
+            CodexJobsServer::new(JobService::new(manager))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+        ),
+        auth.clone(),
+    );
+    // Health answers without a token, for load balancers and probes.
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<CodexJobsServer<JobService>>().await;
+    // Reflection shows what the service offers: it needs the same token.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(codex_jobs_api::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = InterceptedService::new(reflection().build_v1()?, auth.clone());
+    let reflection_v1alpha = InterceptedService::new(reflection().build_v1alpha()?, auth);
+    let router = Server::builder()
+        // A peer behind a dead network path is noticed within a minute.
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+        .add_service(health_service)
+        .add_service(jobs)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+    Ok((router, health))
 }
 
 /// Writes the addresses the server listens on to `path`, one per line, atomically:

@@ -110,3 +110,40 @@ fn fill(path: &std::path::Path) {
     // Down to the last block.
     while file.write_all(&[0u8]).is_ok() {}
 }
+
+#[tokio::test]
+async fn a_finish_the_database_refuses_is_stored_once_it_takes_writes_again() {
+    let server = TestServer::start().await;
+    let job = server.start_job("say hello\nsleep 1").await;
+    server.wait_for_state(&job.id, pb::JobState::Running).await;
+    // Another process holds the database's write lock past the server's 5 s wait.
+    let db = rusqlite::Connection::open(server.state_dir().join("jobs.db")).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    support::eventually(
+        "the server fails to store the finish and says it will retry",
+        Duration::from_secs(30),
+        || {
+            let log = server.log();
+            async move {
+                log.contains("could not store the finished job, will retry")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    let mut client = server.client().await;
+    let polled = client.poll(pb::PollRequest {
+        job_id: job.id.clone(),
+        ..Default::default()
+    });
+    let still = polled.await.unwrap().job.unwrap();
+    assert_eq!(
+        still.state(),
+        pb::JobState::Running,
+        "not finished until stored"
+    );
+    db.execute_batch("COMMIT").unwrap();
+    let (done, transcript) = server.wait_finished(&job.id).await;
+    assert_eq!(done.state(), pb::JobState::Succeeded);
+    assert!(transcript.contains("hello"));
+}

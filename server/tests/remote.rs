@@ -187,13 +187,8 @@ async fn the_cli_and_the_bridge_reach_a_tls_host_with_a_private_ca() {
     );
     let started: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let wait = Command::new(support::bin("codex-jobs"))
-        .args([
-            "--endpoint",
-            &server.endpoint(),
-            "--token",
-            "s3cret",
-            "--ca-cert",
-        ])
+        .args(["--endpoint", &server.endpoint(), "--token", "s3cret"])
+        .arg("--ca-cert")
         .arg(certs.path("ca.pem"))
         .args(["wait", started["job_id"].as_str().unwrap()])
         .output()
@@ -204,50 +199,23 @@ async fn the_cli_and_the_bridge_reach_a_tls_host_with_a_private_ca() {
         String::from_utf8_lossy(&wait.stderr)
     );
 
-    // The bridge, as an MCP client would start it, answers its first request over TLS.
-    let mut bridge = Command::new(support::bin("codex-jobs-mcp"))
-        .args([
-            "--endpoint",
-            &server.endpoint(),
-            "--token",
-            "s3cret",
-            "--ca-cert",
-        ])
-        .arg(certs.path("ca.pem"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::{BufRead, BufReader, Write};
-    let mut input = bridge.stdin.take().unwrap();
-    let mut output = BufReader::new(bridge.stdout.take().unwrap());
-    let mut send = |message: serde_json::Value| {
-        writeln!(input, "{message}").unwrap();
-        input.flush().unwrap();
-    };
-    let mut receive = || {
-        let mut line = String::new();
-        output.read_line(&mut line).unwrap();
-        serde_json::from_str::<serde_json::Value>(&line).unwrap()
-    };
-    send(
-        serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "test", "version": "1"}}}),
+    // The bridge, as an MCP client would start it, answers over TLS.
+    let args = [
+        "--endpoint",
+        &server.endpoint(),
+        "--token",
+        "s3cret",
+        "--ca-cert",
+    ]
+    .map(String::from);
+    let mut args = args.to_vec();
+    args.push(certs.path("ca.pem").display().to_string());
+    let listed = support::McpStdio::start(&args).call("codex_list", serde_json::json!({}));
+    assert_eq!(listed["isError"], false, "{listed}");
+    assert_eq!(
+        listed["structuredContent"]["jobs"][0]["job_id"],
+        started["job_id"]
     );
-    receive();
-    send(serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-    send(
-        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": "codex_list", "arguments": {}}}),
-    );
-    let listed = receive();
-    assert_eq!(listed["result"]["isError"], false, "{listed}");
-    let jobs = &listed["result"]["structuredContent"]["jobs"];
-    assert_eq!(jobs[0]["job_id"], started["job_id"], "{listed}");
-    let _ = bridge.kill();
-    let _ = bridge.wait();
 }
 
 #[test]

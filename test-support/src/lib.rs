@@ -578,6 +578,89 @@ where
     }
 }
 
+/// The MCP bridge on pipes, spoken to in raw JSON-RPC lines, for what an MCP SDK
+/// would hide: the wire itself, and timing. The session is initialized; the bridge
+/// is killed on drop.
+pub struct McpStdio {
+    bridge: Child,
+    input: std::process::ChildStdin,
+    output: std::io::BufReader<std::process::ChildStdout>,
+    next_id: u64,
+}
+
+impl McpStdio {
+    pub fn start(args: &[String]) -> McpStdio {
+        let mut bridge = Command::new(bin("codex-jobs-mcp"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the bridge starts");
+        let mut session = McpStdio {
+            input: bridge.stdin.take().unwrap(),
+            output: std::io::BufReader::new(bridge.stdout.take().unwrap()),
+            bridge,
+            next_id: 0,
+        };
+        session.request(
+            "initialize",
+            serde_json::json!({"protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "test", "version": "1"}}),
+        );
+        session.send_line(
+            &serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+                .to_string(),
+        );
+        session
+    }
+
+    /// Writes one line as it is.
+    pub fn send_line(&mut self, line: &str) {
+        use std::io::Write;
+        self.input.write_all(line.as_bytes()).unwrap();
+        self.input.write_all(b"\n").unwrap();
+        self.input.flush().unwrap();
+    }
+
+    /// Reads the next message the bridge writes.
+    pub fn receive(&mut self) -> serde_json::Value {
+        use std::io::BufRead;
+        let mut line = String::new();
+        self.output.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line:?}"))
+    }
+
+    /// Sends a request and returns its answer.
+    pub fn request(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.send_line(
+            &serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+                .to_string(),
+        );
+        let answer = self.receive();
+        assert_eq!(answer["id"], id, "{answer}");
+        answer
+    }
+
+    /// Calls a tool and returns its result.
+    pub fn call(&mut self, tool: &str, arguments: serde_json::Value) -> serde_json::Value {
+        let answer = self.request(
+            "tools/call",
+            serde_json::json!({"name": tool, "arguments": arguments}),
+        );
+        answer["result"].clone()
+    }
+}
+
+impl Drop for McpStdio {
+    fn drop(&mut self) {
+        let _ = self.bridge.kill();
+        let _ = self.bridge.wait();
+    }
+}
+
 /// Two network namespaces joined by a veth pair, so that traffic between a server
 /// in one and a client in the other really leaves loopback. Deleted on drop.
 pub struct NetPair {
@@ -592,13 +675,16 @@ impl NetPair {
     /// `None` where namespaces cannot be made (not root, no `ip`): the caller
     /// skips, except in CI, where it fails.
     pub fn new() -> Option<NetPair> {
-        let id = std::process::id();
-        let subnet = id % 250;
+        // Unique per process and per pair, as tests run in parallel.
+        static PAIRS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = PAIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{}x{n}", std::process::id());
+        let (a, b) = (200 + n % 50, std::process::id() % 250);
         let pair = NetPair {
             server_ns: format!("cj-srv-{id}"),
             client_ns: format!("cj-cli-{id}"),
-            server_ip: format!("10.203.{subnet}.1"),
-            client_ip: format!("10.203.{subnet}.2"),
+            server_ip: format!("10.{a}.{b}.1"),
+            client_ip: format!("10.{a}.{b}.2"),
             server_link: format!("cjs{id}"),
         };
         let client_link = format!("cjc{id}");
