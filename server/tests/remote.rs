@@ -519,3 +519,60 @@ async fn a_follower_behind_a_dead_network_path_is_dropped_within_a_minute() {
     let mut local = Client::connect(&host.socket, Some("s3cret")).await.unwrap();
     local.cancel(&job_id).await.unwrap();
 }
+
+#[tokio::test]
+async fn reflection_v1_lists_the_services_to_a_caller_with_the_token() {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let server = TestServer::with(ServerOptions::default().token("s3cret")).await;
+    let channel = tonic::transport::Endpoint::from_shared(server.endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let list = |token: Option<&'static str>| {
+        let channel = channel.clone();
+        async move {
+            let mut client = ServerReflectionClient::with_interceptor(
+                channel,
+                move |mut request: tonic::Request<()>| {
+                    if let Some(token) = token {
+                        let value = format!("Bearer {token}").parse().unwrap();
+                        request.metadata_mut().insert("authorization", value);
+                    }
+                    Ok(request)
+                },
+            );
+            let asked = ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            };
+            let mut answers = client
+                .server_reflection_info(tokio_stream::iter([asked]))
+                .await?
+                .into_inner();
+            let answer = answers.message().await?.expect("an answer");
+            match answer.message_response {
+                Some(MessageResponse::ListServicesResponse(list)) => Ok(list
+                    .service
+                    .into_iter()
+                    .map(|service| service.name)
+                    .collect::<Vec<_>>()),
+                other => panic!("not a list of services: {other:?}"),
+            }
+        }
+    };
+    let refused: Result<Vec<String>, tonic::Status> = list(None).await;
+    assert_eq!(refused.unwrap_err().code(), tonic::Code::Unauthenticated);
+    let services = list(Some("s3cret")).await.unwrap();
+    assert!(
+        services.contains(&"codex.jobs.v1.CodexJobs".to_string()),
+        "{services:?}"
+    );
+    assert!(
+        services.contains(&"grpc.health.v1.Health".to_string()),
+        "{services:?}"
+    );
+}
