@@ -147,3 +147,50 @@ async fn a_finish_the_database_refuses_is_stored_once_it_takes_writes_again() {
     assert_eq!(done.state(), pb::JobState::Succeeded);
     assert!(transcript.contains("hello"));
 }
+
+#[tokio::test]
+async fn one_connection_holds_at_most_256_streams() {
+    let server = TestServer::start().await;
+    let job = server.start_job("say waiting\nsleep 120").await;
+    server.wait_for_state(&job.id, pb::JobState::Running).await;
+    // One client is one HTTP/2 connection.
+    let mut client = server.client().await;
+    let mut follows = Vec::new();
+    for _ in 0..256 {
+        let follow = pb::FollowRequest {
+            job_id: job.id.clone(),
+            ..Default::default()
+        };
+        follows.push(
+            client
+                .follow(follow)
+                .await
+                .expect("a stream within the cap"),
+        );
+    }
+    // The next call waits for a free stream ...
+    let mut waiting = client.clone();
+    let job_id = job.id.clone();
+    let mut poll = tokio::spawn(async move {
+        waiting
+            .poll(pb::PollRequest {
+                job_id,
+                ..Default::default()
+            })
+            .await
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut poll)
+            .await
+            .is_err(),
+        "a 257th stream was opened at once"
+    );
+    // ... and is answered as soon as one closes.
+    follows.pop();
+    let answered = tokio::time::timeout(Duration::from_secs(10), poll)
+        .await
+        .expect("answered once a stream is free");
+    assert!(answered.unwrap().is_ok());
+    drop(follows);
+    client.cancel(&job.id).await.unwrap();
+}
