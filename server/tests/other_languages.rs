@@ -1,51 +1,106 @@
-//! The proto serves programs in any language: a Python program generates its client
-//! from `proto/` with grpcio-tools and drives the real server with it.
+//! The clients for other languages, installed as their users install them, run their
+//! own test suites and their README examples against the real server.
 
 use codex_jobs_test_support as support;
 
-use std::{path::Path, process::Command};
+use std::{
+    path::Path,
+    process::{Command, Output},
+};
 
-use support::TestServer;
+use support::{Certs, ServerOptions, TestServer};
 
-#[tokio::test]
-async fn a_python_client_generated_from_the_proto_starts_follows_polls_and_lists() {
-    let Some(python) = support::python() else {
-        return;
-    };
-    let server = TestServer::start().await;
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let output = Command::new(python)
-        .arg(support::fixture("grpc_client.py"))
-        .arg(workspace.join("proto"))
-        .arg(format!("127.0.0.1:{}", server.port))
-        .arg(server.work_dir())
-        .arg("say hello from python\nsleep 0.5\nsay goodbye")
-        .output()
-        .unwrap();
+const TOKEN: &str = "other-languages-secret";
+
+/// What the packages' tests read to find the server (see their test setup).
+fn test_env(server: &TestServer) -> [(&'static str, String); 4] {
+    [
+        ("CODEX_JOBS_TEST_ENDPOINT", server.endpoint()),
+        ("CODEX_JOBS_TEST_TOKEN", TOKEN.to_string()),
+        (
+            "CODEX_JOBS_TEST_SOCKET",
+            format!("unix:{}", server.socket().display()),
+        ),
+        (
+            "CODEX_JOBS_TEST_CWD",
+            server.work_dir().display().to_string(),
+        ),
+    ]
+}
+
+fn assert_ran(output: &Output, what: &str) {
     assert!(
         output.status.success(),
-        "{}",
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert!(matches!(
-        result["created_state"].as_str(),
-        Some("JOB_STATE_QUEUED" | "JOB_STATE_RUNNING")
-    ));
+}
+
+/// The first code block of `readme` in `language`, as a reader would copy it.
+fn example(readme: &Path, language: &str) -> String {
+    let text = std::fs::read_to_string(readme).unwrap();
+    let fence = format!("```{language}\n");
+    let start = text.find(&fence).expect("the README has an example") + fence.len();
+    let end = start + text[start..].find("```").unwrap();
+    text[start..end].to_string()
+}
+
+/// Runs `program file` in a job directory with the example's environment: the
+/// endpoint and the credentials a user would export.
+fn run_example(program: &Path, file: &Path, server: &TestServer, env: &[(&str, String)]) -> Output {
+    Command::new(program)
+        .arg(file)
+        .current_dir(server.work_dir())
+        .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_python_package_passes_its_tests_against_the_server() {
+    let Some(python) = support::python_package() else {
+        return;
+    };
+    let server = TestServer::with(ServerOptions::default().token(TOKEN)).await;
+    let tests = support::workspace_dir().join("client/python/tests");
+    let output = Command::new(python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg(&tests)
+        .envs(test_env(&server))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    assert_ran(&output, "the Python package's tests");
+    let summary = String::from_utf8_lossy(&output.stdout);
     assert!(
-        result["followed"]
-            .as_str()
-            .unwrap()
-            .starts_with("hello from python\ngoodbye\n"),
-        "{result}"
+        summary.contains(" passed") && !summary.contains("skipped"),
+        "{summary}"
     );
-    assert_eq!(result["final_state"], "JOB_STATE_SUCCEEDED");
-    assert_eq!(result["final_message"], "goodbye");
-    assert_eq!(result["exit_code"], 0);
-    assert_eq!(
-        result["poll_next_offset"].as_u64().unwrap() as usize,
-        result["followed"].as_str().unwrap().len()
-    );
-    assert_eq!(result["listed"], serde_json::json!([result["job_id"]]));
-    assert_eq!(result["not_found_code"], "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn the_python_readme_example_runs_as_written_over_tls() {
+    let Some(python) = support::python_package() else {
+        return;
+    };
+    let certs = Certs::new();
+    let server =
+        TestServer::with(ServerOptions::default().tls(&certs, "server").token(TOKEN)).await;
+    let readme = support::workspace_dir().join("client/python/README.md");
+    let file = server.work_dir().join("example.py");
+    std::fs::write(&file, example(&readme, "python")).unwrap();
+    let env = [
+        ("CODEX_JOBS_ENDPOINT", server.endpoint()),
+        ("CODEX_JOBS_TOKEN", TOKEN.to_string()),
+        (
+            "CODEX_JOBS_CA_CERT",
+            certs.path("ca.pem").display().to_string(),
+        ),
+    ];
+    let output = run_example(&python, &file, &server, &env);
+    assert_ran(&output, "the Python README example");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("echo: "), "{printed}");
+    assert!(printed.trim_end().ends_with("succeeded"), "{printed}");
 }

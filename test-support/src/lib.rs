@@ -132,6 +132,102 @@ pub fn python() -> Option<PathBuf> {
     Some(target_dir().join("py-venv/bin/python"))
 }
 
+/// The workspace's root directory.
+pub fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("test-support lives in the workspace")
+        .to_path_buf()
+}
+
+/// Python (as [`python`]) with the `codex-jobs` package of `client/python`
+/// installed the way a user installs it, `pip install ./client/python`; installed
+/// anew whenever the package or the proto changes.
+pub fn python_package() -> Option<PathBuf> {
+    let python = python()?;
+    let package = workspace_dir().join("client/python");
+    let marker = format!("codex-jobs-{:x}", tree_checksum(&[&package, &proto_dir()]));
+    outside_tool(
+        "py-venv",
+        &marker,
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "py-venv/bin/pip install --quiet {} && touch py-venv/{marker}",
+                package.display()
+            ),
+        ],
+    )?;
+    Some(python)
+}
+
+/// A fresh npm project, `target/ts-client`, with the `codex-jobs` package of
+/// `client/typescript` installed the way a user installs it, `npm install
+/// --install-links ./client/typescript`; installed anew whenever the package or the
+/// proto changes.
+pub fn node_package() -> Option<PathBuf> {
+    let package = workspace_dir().join("client/typescript");
+    let marker = format!("codex-jobs-{:x}", tree_checksum(&[&package, &proto_dir()]));
+    outside_tool(
+        "ts-client",
+        &marker,
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "rm -rf ts-client && mkdir ts-client && cd ts-client && npm init -y >/dev/null \
+                 && npm install --no-audit --no-fund --loglevel=error --install-links {} \
+                 && touch {marker}",
+                package.display()
+            ),
+        ],
+    )?;
+    Some(target_dir().join("ts-client"))
+}
+
+fn proto_dir() -> PathBuf {
+    workspace_dir().join("proto")
+}
+
+/// A checksum of the files under `roots`, leaving out what builds and installs
+/// leave there.
+fn tree_checksum(roots: &[&Path]) -> u64 {
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if matches!(
+                name.as_ref(),
+                "node_modules" | "dist" | "gen" | "build" | "__pycache__"
+            ) || name.ends_with(".egg-info")
+            {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, files);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    for root in roots {
+        walk(root, &mut files);
+    }
+    files.sort();
+    let mut bytes = Vec::new();
+    for file in files {
+        bytes.extend(file.to_string_lossy().as_bytes());
+        bytes.extend(std::fs::read(&file).unwrap_or_default());
+    }
+    checksum(&bytes)
+}
+
 /// FNV-1a: a stable name for a file's content.
 fn checksum(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf29ce484222325, |hash, &byte| {

@@ -1,0 +1,37 @@
+"""Client for codex-jobs, the service that runs OpenAI Codex CLI jobs in the
+background: start jobs, follow their output, wait for them, from Python.
+
+    from codex_jobs import Client
+
+    with Client() as jobs:
+        job = jobs.start("Write the changelog", cwd="/src/app")
+        print(jobs.wait(job.id).final_message)
+"""
+
+from ._aio import AsyncClient
+from ._client import Client
+from ._connect import default_endpoint
+from ._model import (
+    FollowEvent,
+    Job,
+    JobsError,
+    JobState,
+    Output,
+    PollResult,
+    StateChange,
+    Usage,
+)
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "FollowEvent",
+    "Job",
+    "JobState",
+    "JobsError",
+    "Output",
+    "PollResult",
+    "StateChange",
+    "Usage",
+    "default_endpoint",
+]

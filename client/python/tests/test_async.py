@@ -1,0 +1,46 @@
+"""The asyncio client against a real server: the same calls, awaited."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from conftest import CuttableProxy
+
+from codex_jobs import AsyncClient, JobsError, JobState, Output, StateChange
+
+
+def test_the_async_client_starts_follows_across_a_cut_waits_lists_and_cancels(
+    endpoint: str, proxy: CuttableProxy, token: str, cwd: str, label: dict
+) -> None:
+    async def scenario() -> None:
+        async with AsyncClient(endpoint, token=token) as jobs, AsyncClient(proxy.endpoint, token=token) as cut:
+            job = await jobs.start("say one\nsleep 1\nsay two", cwd=cwd, labels=label)
+            received = b""
+            last = None
+            async for event in cut.follow(job.id):
+                if isinstance(event, Output):
+                    assert event.offset == len(received)
+                    if not received:
+                        proxy.cut()
+                    received += event.data
+                else:
+                    assert isinstance(event, StateChange)
+                    last = event.job
+            assert proxy.connections >= 2
+            assert received == (await jobs.poll(job.id, since_offset=0)).output
+            assert last is not None and last.state == JobState.SUCCEEDED
+
+            sleeper = await jobs.start("sleep 60", cwd=cwd, labels=label)
+            assert not (await jobs.wait(sleeper.id, timeout=0.3)).done
+            listed = [listed.id async for listed in jobs.list(labels=label, page_size=1)]
+            assert listed == [sleeper.id, job.id]
+            assert (await jobs.cancel(sleeper.id)).state == JobState.CANCELLED
+            assert (await jobs.wait(sleeper.id)).state == JobState.CANCELLED
+
+            with pytest.raises(JobsError) as unknown:
+                await jobs.cancel("0192f0c4-6a35-7b21-9c1e-3f0a5d2e8b47")
+            assert unknown.value.code == grpc.StatusCode.NOT_FOUND
+
+    asyncio.run(scenario())

@@ -1,0 +1,158 @@
+"""The blocking client against a real server."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from conftest import CuttableProxy, eventually
+
+from codex_jobs import Client, JobsError, JobState, Output, StateChange
+
+UNKNOWN_ID = "0192f0c4-6a35-7b21-9c1e-3f0a5d2e8b47"
+
+
+def test_a_job_is_started_followed_to_its_end_and_polled(jobs: Client, cwd: str, label: dict) -> None:
+    job = jobs.start("say hello from python\nsleep 0.2\nsay goodbye", cwd=cwd, labels=label)
+    assert job.state in (JobState.QUEUED, JobState.RUNNING)
+    assert job.prompt.startswith("say hello") and job.cwd == cwd and job.labels == label
+    assert job.created_by.startswith("token ") and job.created_at is not None
+
+    events = list(jobs.follow(job.id))
+    text = "".join(event.text for event in events if isinstance(event, Output))
+    assert text.startswith("hello from python\ngoodbye\n"), text
+    last = events[-1]
+    assert isinstance(last, StateChange) and last.job.state == JobState.SUCCEEDED
+    assert last.job.final_message == "goodbye" and last.job.exit_code == 0 and last.job.done
+
+    whole = jobs.poll(job.id, since_offset=0)
+    assert whole.text == text and whole.next_offset == len(text.encode()) == whole.size
+    tail = jobs.poll(job.id, tail_lines=1)
+    assert tail.next_offset == whole.size and tail.start_offset > 0
+    assert text.encode()[tail.start_offset :] == tail.output
+    events_log = jobs.poll(job.id, since_offset=0, stream="events")
+    assert b'"type":"thread.started"' in events_log.output
+
+
+def test_follow_resumes_at_the_exact_byte_after_the_connection_is_cut(
+    proxy: CuttableProxy, token: str, jobs: Client, cwd: str
+) -> None:
+    prompt = "say one\nsleep 1\nsay two é\nsleep 1\nsay three"
+    job = jobs.start(prompt, cwd=cwd)
+    received = b""
+    states = []
+    with Client(proxy.endpoint, token=token) as through_proxy:
+        for event in through_proxy.follow(job.id):
+            if isinstance(event, Output):
+                assert event.offset == len(received), "chunks follow each other"
+                if not received:
+                    proxy.cut()
+                received += event.data
+            else:
+                states.append(event.job.state)
+    assert proxy.connections >= 2, "the stream was resumed on a new connection"
+    assert received == jobs.poll(job.id, since_offset=0).output
+    assert received.decode().startswith("one\ntwo é\nthree\n")
+    # The server resends the job on every resume; a state is reported once.
+    assert states[-1] == JobState.SUCCEEDED and len(states) == len(set(states))
+
+
+def test_follow_from_an_offset_gets_only_what_follows(jobs: Client, cwd: str) -> None:
+    job = jobs.start("say first\nsay second", cwd=cwd)
+    assert jobs.wait(job.id).state == JobState.SUCCEEDED
+    rest = b"".join(e.data for e in jobs.follow(job.id, from_offset=len("first\n")) if isinstance(e, Output))
+    assert rest.startswith(b"second\n")
+
+
+def test_wait_returns_at_its_deadline_then_when_the_job_ends(jobs: Client, cwd: str) -> None:
+    job = jobs.start("sleep 3\nsay done", cwd=cwd)
+    early = jobs.wait(job.id, timeout=0.5)
+    assert not early.done and early.state in (JobState.QUEUED, JobState.RUNNING)
+    finished = jobs.wait(job.id)
+    assert finished.state == JobState.SUCCEEDED and finished.final_message == "done"
+    assert finished.finished_at is not None and finished.started_at is not None
+
+
+def test_a_cancelled_job_is_cancelled(jobs: Client, cwd: str) -> None:
+    job = jobs.start("sleep 60", cwd=cwd)
+    eventually("the job runs", lambda: jobs.poll(job.id).job.state == JobState.RUNNING)
+    cancelled = jobs.cancel(job.id)
+    assert cancelled.state == JobState.CANCELLED and cancelled.error
+
+
+def test_list_pages_through_every_job_newest_first(jobs: Client, cwd: str, label: dict) -> None:
+    started = [jobs.start(f"say {n}", cwd=cwd, labels=label).id for n in range(5)]
+    listed = [job.id for job in jobs.list(labels=label, page_size=2)]
+    assert listed == list(reversed(started))
+    for job_id in started:
+        jobs.wait(job_id)
+    succeeded = [job.id for job in jobs.list(states=["succeeded"], labels=label, page_size=2)]
+    assert sorted(succeeded) == sorted(started)
+    assert list(jobs.list(states=[JobState.RUNNING], labels=label)) == []
+
+
+def test_a_start_retried_with_its_request_id_returns_the_same_job(jobs: Client, cwd: str) -> None:
+    first = jobs.start("say once", cwd=cwd, request_id="python-retry-1")
+    again = jobs.start("say once", cwd=cwd, request_id="python-retry-1")
+    assert again.id == first.id and again.request_id == "python-retry-1"
+
+
+def test_a_server_with_a_token_refuses_a_client_without_it(endpoint: str, cwd: str) -> None:
+    with Client(endpoint) as anonymous:
+        with pytest.raises(JobsError) as refused:
+            anonymous.start("say hi", cwd=cwd)
+    assert refused.value.code == grpc.StatusCode.UNAUTHENTICATED
+    with Client(endpoint, token="not-the-token") as wrong:
+        with pytest.raises(JobsError) as refused:
+            list(wrong.list())
+    assert refused.value.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_unknown_and_malformed_job_ids_are_clear_errors(jobs: Client) -> None:
+    with pytest.raises(JobsError) as unknown:
+        jobs.poll(UNKNOWN_ID)
+    assert unknown.value.code == grpc.StatusCode.NOT_FOUND
+    assert UNKNOWN_ID in unknown.value.message
+    with pytest.raises(JobsError) as malformed:
+        list(jobs.follow("not-a-job"))
+    assert malformed.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not-a-job" in str(malformed.value)
+
+
+def test_the_server_explains_what_it_refuses(jobs: Client) -> None:
+    with pytest.raises(JobsError) as refused:
+        jobs.start("say hi", cwd="relative/dir")
+    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "cwd" in refused.value.message
+
+
+def test_arguments_that_cannot_be_sent_are_refused_before_sending(jobs: Client, cwd: str) -> None:
+    with pytest.raises(ValueError, match="read-only, workspace-write"):
+        jobs.start("say hi", cwd=cwd, sandbox="anything-goes")
+    with pytest.raises(ValueError, match="not both"):
+        jobs.poll(UNKNOWN_ID, tail_lines=5, since_offset=0)
+    with pytest.raises(ValueError, match="more than zero"):
+        jobs.start("say hi", cwd=cwd, timeout=0)
+    with pytest.raises(ValueError, match="queued, running"):
+        list(jobs.list(states=["finished"]))
+    with pytest.raises(ValueError, match="http://HOST:PORT"):
+        Client("localhost:50051")
+    with pytest.raises(ValueError, match="https://"):
+        Client("http://localhost:50051", ca_cert="ca.pem")
+    with pytest.raises(ValueError, match="both or neither"):
+        Client("https://localhost:50051", client_cert="cert.pem")
+
+
+def test_the_unix_socket_endpoint_works(socket_endpoint: str, token: str, cwd: str) -> None:
+    with Client(socket_endpoint, token=token) as local:
+        job = local.start("say over the socket", cwd=cwd, sandbox="workspace-write", timeout=60)
+        assert job.sandbox == "workspace-write" and job.timeout is not None
+        assert local.wait(job.id).final_message == "over the socket"
+
+
+def test_the_environment_names_the_server_and_the_token(
+    monkeypatch: pytest.MonkeyPatch, endpoint: str, token: str
+) -> None:
+    monkeypatch.setenv("CODEX_JOBS_ENDPOINT", endpoint)
+    monkeypatch.setenv("CODEX_JOBS_TOKEN", token)
+    with Client() as configured:
+        list(configured.list(states=["failed"]))
