@@ -79,6 +79,24 @@ async fn the_python_package_passes_its_tests_against_the_server() {
     );
 }
 
+#[test]
+fn the_python_package_type_checks_strictly() {
+    let Some(python) = support::python_package() else {
+        return;
+    };
+    let package = support::workspace_dir().join("client/python");
+    // From a directory of its own, so mypy checks the installed package.
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(python)
+        .args(["-m", "mypy", "--no-incremental", "--config-file"])
+        .arg(package.join("pyproject.toml"))
+        .args(["-p", "codex_jobs"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_ran(&output, "mypy on the Python package");
+}
+
 #[tokio::test]
 async fn the_python_readme_example_runs_as_written_over_tls() {
     let Some(python) = support::python_package() else {

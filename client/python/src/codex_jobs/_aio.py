@@ -38,7 +38,7 @@ class AsyncClient:
         else:
             self._channel = grpc.aio.secure_channel(target.address, target.credentials, options=target.options)
         self._metadata = target.metadata
-        self._stub = CodexJobsStub(self._channel)
+        self._stub = CodexJobsStub(self._channel)  # type: ignore[no-untyped-call]
 
     async def __aenter__(self) -> "AsyncClient":
         return self

@@ -49,7 +49,7 @@ class Client:
         else:
             self._channel = grpc.secure_channel(target.address, target.credentials, options=target.options)
         self._metadata = target.metadata
-        self._stub = CodexJobsStub(self._channel)
+        self._stub = CodexJobsStub(self._channel)  # type: ignore[no-untyped-call]
 
     def __enter__(self) -> "Client":
         return self

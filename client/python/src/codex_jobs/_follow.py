@@ -58,7 +58,7 @@ class Follower:
     def broke(self, error: Optional[grpc.RpcError]) -> float:
         """The stream broke (`error`) or ended before the job did (None): how long
         to pause before resuming it. Raises when resuming is pointless."""
-        if error is not None and error.code() not in RETRYABLE:  # type: ignore[attr-defined]
+        if error is not None and error.code() not in RETRYABLE:
             raise JobsError.from_rpc(error) from None
         now = time.monotonic()
         if self._broken_since is None:
@@ -66,7 +66,7 @@ class Follower:
         elif now - self._broken_since > RECONNECT_FOR:
             reason = "the stream ended before the job did"
             if error is not None:
-                reason = error.details() or reason  # type: ignore[attr-defined]
+                reason = error.details() or reason
             raise JobsError(
                 grpc.StatusCode.UNAVAILABLE,
                 f"lost the stream of job {self.job_id} and could not resume it for {RECONNECT_FOR:.0f} s: {reason}",

@@ -10,6 +10,7 @@ from typing import Iterable, Mapping, Optional, Union
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from ._proto import jobs_pb2 as pb
 
@@ -44,7 +45,7 @@ class JobsError(Exception):
     @classmethod
     def from_rpc(cls, error: grpc.RpcError) -> "JobsError":
         # Every error grpc raises for a call is also a grpc.Call with these two.
-        return cls(error.code(), error.details() or "")  # type: ignore[attr-defined]
+        return cls(error.code(), error.details() or "")
 
 
 @dataclass(frozen=True)
@@ -140,9 +141,10 @@ FollowEvent = Union[Output, StateChange]
 
 
 def _time(message: pb.Job, field: str) -> Optional[datetime]:
-    if not message.HasField(field):  # type: ignore[arg-type]
+    if not message.HasField(field):
         return None
-    return getattr(message, field).ToDatetime(tzinfo=timezone.utc)
+    timestamp: Timestamp = getattr(message, field)
+    return timestamp.ToDatetime(tzinfo=timezone.utc)
 
 
 def job_from_pb(message: pb.Job) -> Job:
@@ -222,9 +224,13 @@ def start_request(
     request_id: Optional[str],
     resume_thread_id: Optional[str],
 ) -> pb.StartRequest:
-    spec = pb.JobSpec(prompt=prompt, cwd=str(cwd), model=model or "", labels=dict(labels or {}))
-    if sandbox is not None:
-        spec.sandbox = pb.Sandbox.Value(_enum(_named(sandbox, SANDBOXES, "sandbox"), "SANDBOX_"))
+    spec = pb.JobSpec(
+        prompt=prompt,
+        cwd=str(cwd),
+        model=model or "",
+        sandbox=_enum(_named(sandbox, SANDBOXES, "sandbox"), "SANDBOX_") if sandbox else None,
+        labels=dict(labels or {}),
+    )
     if timeout is not None:
         spec.timeout.CopyFrom(_seconds(timeout, "timeout"))
     if resume_thread_id:
@@ -245,7 +251,7 @@ def poll_request(
         raise ValueError("give tail_lines or since_offset, not both")
     request = pb.PollRequest(
         job_id=job_id,
-        stream=pb.OutputStream.Value(_enum(_named(stream, STREAMS, "stream"), "OUTPUT_STREAM_")),
+        stream=_enum(_named(stream, STREAMS, "stream"), "OUTPUT_STREAM_"),
         max_bytes=max_bytes or 0,
     )
     if tail_lines is not None:
@@ -263,7 +269,7 @@ def list_request(
     known = [state.value for state in JobState]
     names = [_named(state.value if isinstance(state, JobState) else state, known, "state") for state in states]
     return pb.ListRequest(
-        states=[pb.JobState.Value("JOB_STATE_" + name.upper()) for name in names],
+        states=[_enum(name, "JOB_STATE_") for name in names],
         labels=dict(labels or {}),
         page_size=page_size,
         page_token=page_token,
@@ -274,5 +280,5 @@ def follow_request(job_id: str, offset: int, stream: str) -> pb.FollowRequest:
     return pb.FollowRequest(
         job_id=job_id,
         from_offset=offset,
-        stream=pb.OutputStream.Value(_enum(_named(stream, STREAMS, "stream"), "OUTPUT_STREAM_")),
+        stream=_enum(_named(stream, STREAMS, "stream"), "OUTPUT_STREAM_"),
     )
