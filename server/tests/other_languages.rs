@@ -122,3 +122,32 @@ async fn the_python_readme_example_runs_as_written_over_tls() {
     assert!(printed.contains("echo: "), "{printed}");
     assert!(printed.trim_end().ends_with("succeeded"), "{printed}");
 }
+
+#[tokio::test]
+async fn the_typescript_package_passes_its_tests_against_the_server() {
+    let Some(project) = support::node_package() else {
+        return;
+    };
+    let server = TestServer::with(ServerOptions::default().token(TOKEN)).await;
+    // The tests import the package by name, so they run from the project that
+    // installed it (their README test reads the README the package shipped).
+    let tests = project.join("test");
+    std::fs::create_dir_all(&tests).unwrap();
+    let source = support::workspace_dir().join("client/typescript/test");
+    for entry in std::fs::read_dir(source).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, tests.join(path.file_name().unwrap())).unwrap();
+    }
+    let output = Command::new("node")
+        .args(["--test", "--test-reporter=spec", "test/"])
+        .current_dir(&project)
+        .envs(test_env(&server))
+        .output()
+        .unwrap();
+    assert_ran(&output, "the TypeScript package's tests");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        report.contains("ℹ pass ") && report.contains("ℹ skipped 0"),
+        "{report}"
+    );
+}

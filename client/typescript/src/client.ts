@@ -1,0 +1,324 @@
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { createClient, type Client as RpcClient } from "@connectrpc/connect";
+import type { Http2SessionManager } from "@connectrpc/connect-node";
+import { JobsError, isRetryable } from "./errors.js";
+import { CodexJobs, PollRequestSchema } from "./gen/codex/jobs/v1/jobs_pb.js";
+import {
+  sandboxToPb,
+  stateToPb,
+  streamToPb,
+  toJob,
+  toUint64,
+  type Job,
+  type JobState,
+  type OutputStream,
+  type Sandbox,
+} from "./job.js";
+import { connect, type ClientOptions } from "./transport.js";
+
+/** What to run, besides the prompt. */
+export interface StartOptions {
+  /** Absolute path of an existing directory to run Codex in. */
+  cwd: string;
+  /** Model passed to Codex as `-m`; default: Codex's own. */
+  model?: string;
+  /** Default: `read-only`. The host refuses levels above its maximum. */
+  sandbox?: Sandbox;
+  /** Wall-clock limit in seconds; default: the server's. */
+  timeout?: number;
+  /** Free-form labels to filter `list` by. */
+  labels?: Record<string, string>;
+  /** Idempotency key: a retry with the same id returns the job it first created. */
+  requestId?: string;
+  /** Continue this Codex thread (a job's `threadId`) instead of starting a new one. */
+  resumeThreadId?: string;
+}
+
+/** Which output `poll` returns; neither `tailLines` nor `sinceOffset`: none. */
+export interface PollOptions {
+  /** The last N lines of the log (0-10000). */
+  tailLines?: number;
+  /** Everything from this byte offset on (at most the log's size). */
+  sinceOffset?: number;
+  /** The most bytes to return (1 - 4 MiB); default 256 KiB. */
+  maxBytes?: number;
+  /** Default: the transcript. */
+  stream?: OutputStream;
+}
+
+/** A job and a window of its output: bytes `[startOffset, nextOffset)` of the log. */
+export interface PollResult {
+  job: Job;
+  output: Uint8Array;
+  /** `output` decoded as UTF-8. */
+  text: string;
+  startOffset: number;
+  /** Pass as `sinceOffset` to read on without gaps or repeats. */
+  nextOffset: number;
+  /** True when `maxBytes` cut the window short. */
+  truncated: boolean;
+  /** The log's size in bytes when it was read. */
+  size: number;
+}
+
+export interface WaitOptions {
+  /** Give up after this many seconds and return the job as it is; default: never. */
+  timeout?: number;
+}
+
+export interface ListOptions {
+  /** Only jobs in one of these states; default: all. */
+  states?: JobState[];
+  /** Only jobs that carry every one of these labels. */
+  labels?: Record<string, string>;
+  /** Jobs fetched per call (1-1000); default 20. */
+  pageSize?: number;
+}
+
+export interface FollowOptions {
+  /** Start at this byte offset; default: the beginning. */
+  fromOffset?: number;
+  /** Default: the transcript. */
+  stream?: OutputStream;
+}
+
+/**
+ * One event of `follow`: a piece of the log (bytes `[offset, offset + data.length)`),
+ * or the job when its state changed.
+ */
+export type FollowEvent =
+  | { type: "output"; offset: number; data: Uint8Array; text: string }
+  | { type: "job"; job: Job };
+
+/** The server holds one long-poll for five minutes at most. */
+const MAX_WAIT_MS = 300_000;
+/** How much longer than its long-poll a call may take before the client gives up. */
+const WAIT_MARGIN_MS = 30_000;
+/** How long `follow` keeps trying to reconnect without getting anywhere. */
+const RECONNECT_FOR_MS = 30_000;
+const RECONNECT_EVERY_MS = 500;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A client of a codex-jobs server. It connects on its first call and keeps one
+ * HTTP/2 connection for all of them; `close()` drops it (an idle connection does
+ * not keep Node running).
+ *
+ * Every method that calls the server throws {@link JobsError} when the call fails;
+ * bad arguments throw a TypeError before anything is sent.
+ */
+export class Client implements AsyncDisposable {
+  readonly #rpc: RpcClient<typeof CodexJobs>;
+  readonly #session: Http2SessionManager;
+  #closed = false;
+
+  constructor(options: ClientOptions = {}) {
+    const { transport, session } = connect(options);
+    this.#rpc = createClient(CodexJobs, transport);
+    this.#session = session;
+  }
+
+  /** Starts a job and returns it at once, usually queued or running. */
+  async start(prompt: string, options: StartOptions): Promise<Job> {
+    const { timeout } = options;
+    if (timeout !== undefined && !(Number.isFinite(timeout) && timeout > 0)) {
+      throw new TypeError(`timeout must be a positive number of seconds, not ${timeout}`);
+    }
+    const spec = {
+      prompt,
+      cwd: options.cwd,
+      model: options.model ?? "",
+      sandbox: options.sandbox === undefined ? undefined : sandboxToPb(options.sandbox),
+      timeout: timeout === undefined ? undefined : durationFromMs(timeout * 1000),
+      labels: options.labels ?? {},
+      resumeThreadId: options.resumeThreadId ?? "",
+    };
+    const response = await this.#call(() =>
+      this.#rpc.start({ spec, requestId: options.requestId ?? "" }),
+    );
+    return toJob(response.job);
+  }
+
+  /** Returns a job and, if asked for, a window of its output. */
+  async poll(jobId: string, options: PollOptions = {}): Promise<PollResult> {
+    const { tailLines, sinceOffset } = options;
+    if (tailLines !== undefined && sinceOffset !== undefined) {
+      throw new TypeError("give tailLines or sinceOffset, not both");
+    }
+    const request = create(PollRequestSchema, {
+      jobId,
+      stream: streamToPb(options.stream),
+      maxBytes: options.maxBytes ?? 0,
+    });
+    if (tailLines !== undefined) {
+      request.window = { case: "tailLines", value: Number(toUint64("tailLines", tailLines)) };
+    } else if (sinceOffset !== undefined) {
+      request.window = { case: "sinceOffset", value: toUint64("sinceOffset", sinceOffset) };
+    }
+    const response = await this.#call(() => this.#rpc.poll(request));
+    return {
+      job: toJob(response.job),
+      output: response.output,
+      text: new TextDecoder().decode(response.output),
+      startOffset: Number(response.startOffset),
+      nextOffset: Number(response.nextOffset),
+      truncated: response.truncated,
+      size: Number(response.size),
+    };
+  }
+
+  /**
+   * Waits until a job ends, or `timeout` seconds pass, and returns it as it is
+   * then: check `job.done`.
+   */
+  async wait(jobId: string, options: WaitOptions = {}): Promise<Job> {
+    const { timeout } = options;
+    if (timeout !== undefined && !(timeout >= 0)) {
+      throw new TypeError(`timeout must be a number of seconds, not ${timeout}`);
+    }
+    const deadline = timeout === undefined ? Infinity : Date.now() + timeout * 1000;
+    for (;;) {
+      const left = Math.max(0, deadline - Date.now());
+      const waitMs = Math.min(left, MAX_WAIT_MS);
+      // Without an output window the call returns only when the job changes state
+      // or the wait elapses; the deadline leaves the server time to answer.
+      const response = await this.#call(() =>
+        this.#rpc.poll(
+          { jobId, wait: waitMs > 0 ? durationFromMs(waitMs) : undefined },
+          { timeoutMs: waitMs + WAIT_MARGIN_MS },
+        ),
+      );
+      const job = toJob(response.job);
+      if (job.done || left === 0) {
+        return job;
+      }
+    }
+  }
+
+  /**
+   * Cancels a job and returns it once nothing of it runs any more, usually
+   * cancelled (a job already ending keeps its outcome; a finished one is unchanged).
+   */
+  async cancel(jobId: string): Promise<Job> {
+    const response = await this.#call(() => this.#rpc.cancel({ jobId }));
+    return toJob(response.job);
+  }
+
+  /** Lists jobs, newest first, fetching page after page as the loop goes on. */
+  async *list(options: ListOptions = {}): AsyncGenerator<Job, void, undefined> {
+    const states = (options.states ?? []).map(stateToPb);
+    const labels = options.labels ?? {};
+    const pageSize = options.pageSize ?? 0;
+    let pageToken = "";
+    do {
+      const page = await this.#call(() => this.#rpc.list({ states, labels, pageSize, pageToken }));
+      for (const job of page.jobs) {
+        yield toJob(job);
+      }
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+  }
+
+  /**
+   * Follows a job's log as it is written: output chunks in order, and the job each
+   * time its state changes (first as it is), ending after the job in its final
+   * state. If the connection drops, it reconnects (every 0.5 s, for up to 30 s
+   * without progress) and resumes at the first byte not yet yielded, so the output
+   * has no gap and no repeat.
+   *
+   * `text` is decoded across chunks, so a character split between two chunks is
+   * whole in the second one.
+   */
+  async *follow(
+    jobId: string,
+    options: FollowOptions = {},
+  ): AsyncGenerator<FollowEvent, void, undefined> {
+    const stream = streamToPb(options.stream);
+    let offset = options.fromOffset ?? 0;
+    toUint64("fromOffset", offset);
+    const decoder = new TextDecoder();
+    // The server sends the job first on every (re)connection: yield changes only.
+    let lastState: JobState | undefined;
+    let brokenSince: number | undefined;
+    let lastError: unknown;
+    for (;;) {
+      if (brokenSince !== undefined) {
+        if (Date.now() - brokenSince > RECONNECT_FOR_MS) {
+          throw new JobsError(
+            "UNAVAILABLE",
+            `lost the stream and could not resume it for ${RECONNECT_FOR_MS / 1000} s: ${
+              (JobsError.from(lastError) as Error).message
+            }`,
+            { cause: lastError },
+          );
+        }
+        await sleep(RECONNECT_EVERY_MS);
+      }
+      let finished = false;
+      try {
+        const responses = this.#rpc.follow({
+          jobId,
+          start: { case: "fromOffset", value: BigInt(offset) },
+          stream,
+        });
+        for await (const { event } of responses) {
+          if (event.case === "output") {
+            const start = Number(event.value.offset);
+            // A chunk starts where we asked; should one overlap what was yielded
+            // already, only its new bytes count.
+            if (start > offset) {
+              throw new JobsError("DATA_LOSS", `the server skipped bytes ${offset}-${start}`);
+            }
+            const data = event.value.data.subarray(offset - start);
+            if (data.length === 0) {
+              continue;
+            }
+            const text = decoder.decode(data, { stream: true });
+            brokenSince = undefined;
+            yield { type: "output", offset, data, text };
+            offset += data.length;
+          } else if (event.case === "job") {
+            const job = toJob(event.value);
+            finished = job.done;
+            if (job.state !== lastState) {
+              lastState = job.state;
+              yield { type: "job", job };
+            }
+          }
+        }
+      } catch (err) {
+        if (this.#closed || !isRetryable(err)) {
+          throw JobsError.from(err, this.#closed);
+        }
+        lastError = err;
+        brokenSince ??= Date.now();
+        continue;
+      }
+      if (finished) {
+        return;
+      }
+      throw new JobsError("UNAVAILABLE", "the stream ended before the job did");
+    }
+  }
+
+  /** Runs one call, turning its errors into JobsError. */
+  async #call<T>(rpc: () => Promise<T>): Promise<T> {
+    try {
+      return await rpc();
+    } catch (err) {
+      throw JobsError.from(err, this.#closed);
+    }
+  }
+
+  /** Closes the connection, ending any call still open. */
+  close(): void {
+    this.#closed = true;
+    this.#session.abort();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+}

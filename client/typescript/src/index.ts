@@ -1,0 +1,37 @@
+/**
+ * A typed Node client for codex-jobs-server, which runs Codex CLI jobs in the
+ * background: start a job, follow or poll its output, wait for it, cancel it and
+ * list jobs.
+ *
+ * @example
+ * ```js
+ * import { Client } from "codex-jobs";
+ * const client = new Client(); // CODEX_JOBS_ENDPOINT, CODEX_JOBS_TOKEN, ...
+ * const job = await client.start("Summarise README.md", { cwd: process.cwd() });
+ * console.log((await client.wait(job.id)).finalMessage);
+ * ```
+ *
+ * @module
+ */
+export { Client } from "./client.js";
+export type {
+  FollowEvent,
+  FollowOptions,
+  ListOptions,
+  PollOptions,
+  PollResult,
+  StartOptions,
+  WaitOptions,
+} from "./client.js";
+export { JobsError } from "./errors.js";
+export type { StatusCode } from "./errors.js";
+export type {
+  FailureReason,
+  Job,
+  JobState,
+  OutputStream,
+  Sandbox,
+  TokenUsage,
+} from "./job.js";
+export { defaultEndpoint } from "./transport.js";
+export type { ClientOptions } from "./transport.js";
