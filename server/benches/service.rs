@@ -641,6 +641,59 @@ async fn bench_bridge(server: &TestServer, job_id: &str, scale: &Scale, table: &
     );
 }
 
+/// Poll (tail 100) through each client we ship, in one run: Rust, Python, Node.
+async fn bench_clients(server: &TestServer, job_id: &str, scale: &Scale, table: &mut Table) {
+    let mut client = server.client().await;
+    let request = tail_request(job_id, 100);
+    poll_samples(&mut client, &request, 10).await; // warm up
+    let rust = poll_samples(&mut client, &request, scale.polls).await;
+    let (rust_p50, _) = percentiles(rust.clone());
+    table.add(
+        "Poll tail 100 through the Rust client",
+        show_p50_p99(rust),
+        "-",
+    );
+
+    let count = scale.polls.to_string();
+    let mut runs = Vec::new();
+    if let Some(python) = support::python_package() {
+        let mut command = Command::new(python);
+        command.arg(support::fixture("bench_poll.py"));
+        runs.push(("the Python client", command));
+    }
+    if let Some(project) = support::node_package() {
+        // The script imports the package by name, so it runs from the project that has it.
+        let script = project.join("bench_poll.mjs");
+        std::fs::copy(support::fixture("bench_poll.mjs"), &script).unwrap();
+        let mut command = Command::new("node");
+        command.arg(script);
+        runs.push(("the TypeScript client (Node)", command));
+    }
+    for (name, mut command) in runs {
+        let output = command
+            .args([&server.endpoint(), job_id, &count])
+            .output()
+            .expect("the client's benchmark runs");
+        assert!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let nanos: Vec<u64> = serde_json::from_slice(&output.stdout).expect("samples");
+        let samples: Vec<Duration> = nanos.into_iter().map(Duration::from_nanos).collect();
+        let (p50, _) = percentiles(samples.clone());
+        table.add(
+            format!("the same through {name}"),
+            format!(
+                "{} ({:.1}x the Rust client)",
+                show_p50_p99(samples),
+                p50.as_secs_f64() / rust_p50.as_secs_f64()
+            ),
+            "-",
+        );
+    }
+}
+
 /// Memory and CPU with many jobs running silently.
 async fn bench_many_running(scale: &Scale, table: &mut Table) {
     let running = scale.running_jobs.to_string();
@@ -829,7 +882,7 @@ async fn main() {
     }
     let quick = std::env::args().any(|arg| arg == "--quick");
     // `--only load`: just the figures of one part (poll, start, follow, load,
-    // bridge, tls, store, running), when working on it.
+    // bridge, tls, clients, store, running), when working on it.
     let only = std::env::args().skip_while(|arg| arg != "--only").nth(1);
     let part = |name: &str| only.as_deref().is_none_or(|only| only == name);
     let scale = Scale::new(quick);
@@ -857,6 +910,9 @@ async fn main() {
     }
     if part("tls") {
         bench_tls(&server, &scale, &mut table).await;
+    }
+    if part("clients") {
+        bench_clients(&server, &small_job, &scale, &mut table).await;
     }
     drop(server);
     if part("store") {
