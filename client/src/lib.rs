@@ -196,6 +196,48 @@ impl Client {
         Ok(self.rpc.follow(request).await?.into_inner())
     }
 
+    /// The jobs that match the request as they are, then every change of their
+    /// state (see `Watch` in the proto).
+    pub async fn watch(
+        &mut self,
+        request: pb::WatchRequest,
+    ) -> Result<tonic::Streaming<pb::WatchResponse>, ClientError> {
+        Ok(self.rpc.watch(request).await?.into_inner())
+    }
+
+    /// Waits until the first of `job_ids` ends, or `timeout` passes (`None`: however
+    /// long it takes), and returns the job that ended (one already ended counts), or
+    /// `None` at the timeout. One Watch stream, not a Poll per job.
+    pub async fn wait_any(
+        &mut self,
+        job_ids: &[String],
+        timeout: Option<Duration>,
+    ) -> Result<Option<pb::Job>, ClientError> {
+        let request = pb::WatchRequest {
+            job_ids: job_ids.to_vec(),
+            ..Default::default()
+        };
+        let watching = async {
+            let mut changes = self.watch(request).await?;
+            while let Some(change) = changes.message().await? {
+                if let Some(pb::watch_response::Event::Job(job)) = change.event
+                    && is_finished(&job)
+                {
+                    return Ok(Some(job));
+                }
+            }
+            Err(ClientError::StreamLost(
+                "the server ended the watch before a job did".into(),
+            ))
+        };
+        match timeout {
+            Some(timeout) => tokio::time::timeout(timeout, watching)
+                .await
+                .unwrap_or(Ok(None)),
+            None => watching.await,
+        }
+    }
+
     /// Long-polls until the job ends or `timeout` passes (`None`: however long it
     /// takes), then returns the job and the last `tail_lines` lines of its transcript.
     pub async fn wait(

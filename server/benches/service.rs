@@ -539,6 +539,8 @@ mod bare {
 
     type FollowStream =
         Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::FollowResponse, Status>> + Send>>;
+    type WatchStream =
+        Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
 
     #[tonic::async_trait]
     impl CodexJobs for Fixed {
@@ -576,6 +578,15 @@ mod bare {
             &self,
             _: Request<pb::FollowRequest>,
         ) -> Result<Response<FollowStream>, Status> {
+            Err(Status::unimplemented("bare"))
+        }
+
+        type WatchStream = WatchStream;
+
+        async fn watch(
+            &self,
+            _: Request<pb::WatchRequest>,
+        ) -> Result<Response<WatchStream>, Status> {
             Err(Status::unimplemented("bare"))
         }
     }

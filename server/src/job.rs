@@ -243,6 +243,29 @@ pub struct ListFilter {
     pub limit: usize,
 }
 
+/// Which jobs a Watch reports.
+#[derive(Clone, Debug, Default)]
+pub struct WatchFilter {
+    /// The states of the jobs it starts with; empty means all. Changes are
+    /// reported whatever state they lead to.
+    pub states: Vec<JobState>,
+    /// Every one of these labels.
+    pub labels: BTreeMap<String, String>,
+    /// Only these jobs; empty means any.
+    pub ids: Vec<JobId>,
+}
+
+impl WatchFilter {
+    /// Whether a change of `job` is reported: its labels and id match.
+    pub fn follows(&self, job: &Job) -> bool {
+        (self.ids.is_empty() || self.ids.contains(&job.id))
+            && self
+                .labels
+                .iter()
+                .all(|(key, value)| job.spec.labels.get(key) == Some(value))
+    }
+}
+
 /// What List returns: one page, newest first.
 #[derive(Debug, Default)]
 pub struct Page {

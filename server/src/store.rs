@@ -5,14 +5,21 @@
 //! or started, survives `kill -9` (WAL mode), and answers List over many thousands
 //! of jobs from an index. Output stays in the job's own files; the store keeps
 //! their size.
+//!
+//! Every change of a job's state gets the next `version` in the same transaction and
+//! is announced on `changes()` in that order, after it is stored: a Watch replays
+//! what changed after a version from the table, then follows the announcements.
 
 use std::{path::Path, sync::Mutex, time::Duration};
 
-use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter, types::Value};
+use rusqlite::{
+    Connection, OptionalExtension, Row, Transaction, params, params_from_iter, types::Value,
+};
+use tokio::sync::broadcast;
 
 use crate::job::{
     FailureReason, Job, JobId, JobSpec, JobState, ListFilter, Millis, Outcome, Page,
-    ProcessIdentity, Sandbox, TokenUsage,
+    ProcessIdentity, Sandbox, TokenUsage, WatchFilter,
 };
 
 /// A failure of the database itself.
@@ -32,7 +39,18 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 pub struct Store {
     db: Mutex<Connection>,
+    changes: broadcast::Sender<Change>,
 }
+
+/// A job's state changed: stored as `version`, one more than any before it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Change {
+    pub version: u64,
+    pub id: JobId,
+}
+
+/// Announcements a Watch may fall behind by before it replays from the table.
+const CHANGES_BUFFERED: usize = 1024;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -60,7 +78,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     runner_pid       INTEGER,            -- with runner_start_time: the runner's identity
     runner_start_time INTEGER,
     created_by       TEXT NOT NULL DEFAULT '',
-    output_note      TEXT NOT NULL DEFAULT ''
+    output_note      TEXT NOT NULL DEFAULT '',
+    version          INTEGER NOT NULL DEFAULT 0  -- of the latest change of state (`Change`)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, id);
 CREATE TABLE IF NOT EXISTS job_labels (
@@ -94,7 +113,22 @@ impl Store {
         db.busy_timeout(Duration::from_secs(5))?;
         db.execute_batch(SCHEMA)?;
         migrate(&db)?;
-        Ok(Store { db: Mutex::new(db) })
+        Ok(Store {
+            db: Mutex::new(db),
+            changes: broadcast::channel(CHANGES_BUFFERED).0,
+        })
+    }
+
+    /// The changes of job states from now on, in version order.
+    pub fn changes(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// Announces a change once it is committed; the caller still holds the
+    /// database, so announcements go out in version order.
+    fn announce(&self, version: u64, id: JobId) {
+        // No receiver is no error: nobody watches.
+        let _ = self.changes.send(Change { version, id });
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -131,10 +165,11 @@ impl Store {
             }
         }
         let spec = &job.spec;
+        let version = next_version(&tx)?;
         tx.execute(
             "INSERT INTO jobs (id, state, request_id, created_at, prompt, cwd, model, sandbox, \
-             timeout_ms, resume_thread_id, labels, created_by) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             timeout_ms, resume_thread_id, labels, created_by, version) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 job.id.to_string(),
                 job.state.name(),
@@ -148,6 +183,7 @@ impl Store {
                 spec.resume_thread_id,
                 serde_json::to_string(&spec.labels).expect("labels serialize"),
                 job.created_by,
+                version as i64,
             ],
         )?;
         for (key, value) in &spec.labels {
@@ -157,15 +193,36 @@ impl Store {
             )?;
         }
         tx.commit()?;
+        self.announce(version, job.id);
         Ok(None)
     }
 
     /// Records that a job's runner has started.
     pub fn set_running(&self, id: JobId, started_at: Millis) -> Result<()> {
-        self.db().execute(
-            "UPDATE jobs SET state = 'running', started_at = ?2 WHERE id = ?1 AND state = 'queued'",
-            params![id.to_string(), started_at],
-        )?;
+        self.change_state(id, |tx, version| {
+            tx.execute(
+                "UPDATE jobs SET state = 'running', started_at = ?2, version = ?3 \
+                 WHERE id = ?1 AND state = 'queued'",
+                params![id.to_string(), started_at, version as i64],
+            )
+        })
+    }
+
+    /// Runs `update` (which reports the rows it changed) with the next version, and
+    /// announces the change if it changed the job.
+    fn change_state(
+        &self,
+        id: JobId,
+        update: impl FnOnce(&Transaction, u64) -> rusqlite::Result<usize>,
+    ) -> Result<()> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let version = next_version(&tx)?;
+        let changed = update(&tx, version)? > 0;
+        tx.commit()?;
+        if changed {
+            self.announce(version, id);
+        }
         Ok(())
     }
 
@@ -185,10 +242,11 @@ impl Store {
     /// Records a job's terminal state and everything its run produced.
     pub fn finish(&self, job: &Job) -> Result<()> {
         let outcome = &job.outcome;
-        self.db().execute(
+        self.change_state(job.id, |tx, version| {
+            tx.execute(
             "UPDATE jobs SET state = ?2, started_at = ?3, finished_at = ?4, failure_reason = ?5, \
              error = ?6, exit_code = ?7, signal = ?8, thread_id = ?9, final_message = ?10, \
-             usage = ?11, output_size = ?12, output_note = ?13 \
+             usage = ?11, output_size = ?12, output_note = ?13, version = ?14 \
              WHERE id = ?1 AND state IN ('queued', 'running')",
             params![
                 job.id.to_string(),
@@ -205,9 +263,10 @@ impl Store {
                     .map(|u| serde_json::to_string(&u).expect("usage serializes")),
                 job.output_size as i64,
                 outcome.output_note,
+                version as i64,
             ],
-        )?;
-        Ok(())
+        )
+        })
     }
 
     /// Records which process runs a job, so that a restarted server can find it even
@@ -259,6 +318,70 @@ impl Store {
         Ok(jobs)
     }
 
+    /// A job with the version of its latest change.
+    pub fn get_versioned(&self, id: JobId) -> Result<Option<(Job, u64)>> {
+        let db = self.db();
+        let mut query = db.prepare_cached(concat!(
+            "SELECT ",
+            job_columns!(),
+            ", version FROM jobs WHERE id = ?1"
+        ))?;
+        Ok(query
+            .query_row([id.to_string()], versioned_job_from_row)
+            .optional()?)
+    }
+
+    /// The jobs that match `filter` whose latest change is after version `since`,
+    /// oldest change first, at most `limit` of them; and the latest version of all,
+    /// read in the same transaction. `initial`: these are the jobs a Watch starts
+    /// with, so `filter.states` applies; else a change counts whatever state it led to.
+    pub fn changed_since(
+        &self,
+        since: u64,
+        filter: &WatchFilter,
+        initial: bool,
+        limit: usize,
+    ) -> Result<(Vec<(Job, u64)>, u64)> {
+        let mut sql = format!("SELECT {COLUMNS}, version FROM jobs WHERE version > ?");
+        let mut args = vec![Value::from(since as i64)];
+        if initial && !filter.states.is_empty() {
+            let marks = vec!["?"; filter.states.len()].join(", ");
+            sql += &format!(" AND state IN ({marks})");
+            args.extend(
+                filter
+                    .states
+                    .iter()
+                    .map(|s| Value::from(s.name().to_owned())),
+            );
+        }
+        if !filter.ids.is_empty() {
+            let marks = vec!["?"; filter.ids.len()].join(", ");
+            sql += &format!(" AND id IN ({marks})");
+            args.extend(filter.ids.iter().map(|id| Value::from(id.to_string())));
+        }
+        for (key, value) in &filter.labels {
+            sql += " AND id IN (SELECT job_id FROM job_labels WHERE key = ? AND value = ?)";
+            args.push(Value::from(key.clone()));
+            args.push(Value::from(value.clone()));
+        }
+        sql += " ORDER BY version LIMIT ?";
+        args.push(Value::from(limit as i64));
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let jobs = {
+            let mut query = tx.prepare_cached(&sql)?;
+            query
+                .query_map(params_from_iter(args), versioned_job_from_row)?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        let latest: i64 =
+            tx.query_row("SELECT COALESCE(MAX(version), 0) FROM jobs", [], |row| {
+                row.get(0)
+            })?;
+        tx.commit()?;
+        Ok((jobs, latest as u64))
+    }
+
     /// One page of jobs, newest first.
     pub fn list(&self, filter: &ListFilter) -> Result<Page> {
         let mut sql = format!("SELECT {COLUMNS} FROM jobs WHERE 1");
@@ -305,6 +428,7 @@ fn migrate(db: &Connection) -> rusqlite::Result<()> {
     for (column, definition) in [
         ("created_by", "TEXT NOT NULL DEFAULT ''"),
         ("output_note", "TEXT NOT NULL DEFAULT ''"),
+        ("version", "INTEGER NOT NULL DEFAULT 0"),
     ] {
         let present: bool = db.query_row(
             "SELECT COUNT(*) > 0 FROM pragma_table_info('jobs') WHERE name = ?1",
@@ -315,9 +439,32 @@ fn migrate(db: &Connection) -> rusqlite::Result<()> {
             db.execute_batch(&format!(
                 "ALTER TABLE jobs ADD COLUMN {column} {definition}"
             ))?;
+            if column == "version" {
+                // Jobs stored before versions get one each, in the order they came.
+                db.execute_batch(
+                    "UPDATE jobs SET version = numbered.n FROM \
+                     (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM jobs) AS numbered \
+                     WHERE jobs.id = numbered.id",
+                )?;
+            }
         }
     }
-    Ok(())
+    db.execute_batch("CREATE INDEX IF NOT EXISTS jobs_by_version ON jobs (version)")
+}
+
+/// The version the next change of a job's state gets.
+fn next_version(tx: &Transaction) -> rusqlite::Result<u64> {
+    tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM jobs",
+        [],
+        |row| row.get::<_, i64>(0),
+    )
+    .map(|version| version as u64)
+}
+
+fn versioned_job_from_row(row: &Row) -> rusqlite::Result<(Job, u64)> {
+    let version: i64 = row.get("version")?;
+    Ok((job_from_row(row)?, version as u64))
 }
 
 /// Reads a text column that must hold one of `parse`'s names.

@@ -19,6 +19,7 @@ mod recover;
 mod start;
 #[cfg(test)]
 mod tests;
+mod watch;
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -29,7 +30,7 @@ use std::{
 
 pub use follow::{FollowEvent, FollowStart};
 pub use poll::{PollResult, WindowRequest};
-use tokio::sync::watch;
+pub use watch::WatchEvent;
 
 use crate::{
     error::{Error, Result},
@@ -91,7 +92,7 @@ struct Live {
 struct LiveJob {
     job: Job,
     /// Bumped whenever the job or its output changes; dropped when it finishes.
-    changed: watch::Sender<u64>,
+    changed: tokio::sync::watch::Sender<u64>,
     runner: Option<Arc<Runner>>,
     cancel_requested: bool,
     /// Its end is being stored: nothing else may finish or start it.
@@ -102,7 +103,7 @@ impl LiveJob {
     fn new(job: Job) -> LiveJob {
         LiveJob {
             job,
-            changed: watch::channel(0).0,
+            changed: tokio::sync::watch::channel(0).0,
             runner: None,
             cancel_requested: false,
             finishing: false,
@@ -204,7 +205,7 @@ impl JobManager {
 
     /// A receiver that wakes when the job or its output changes; `None` once the job
     /// is finished (nothing will change any more).
-    fn subscribe(&self, id: JobId) -> Option<watch::Receiver<u64>> {
+    fn subscribe(&self, id: JobId) -> Option<tokio::sync::watch::Receiver<u64>> {
         self.live()
             .jobs
             .get(&id)
@@ -233,15 +234,17 @@ impl JobManager {
             page.jobs.truncate(fits);
             page.next = page.jobs.last().map(|job| job.id);
         }
-        // The store has the state of record; live jobs have fresher details.
-        for job in &mut page.jobs {
-            if !job.state.is_terminal()
-                && let Ok(live) = self.job(job.id)
-            {
-                *job = live;
-            }
-        }
+        page.jobs = page.jobs.into_iter().map(|job| self.fresher(job)).collect();
         Ok(page)
+    }
+
+    /// A job read from the store, which has the state of record, with the fresher
+    /// details of the live job while it is not finished.
+    fn fresher(&self, job: Job) -> Job {
+        if job.state.is_terminal() {
+            return job;
+        }
+        self.job(job.id).unwrap_or(job)
     }
 
     /// Starts queued jobs while there are free run slots.

@@ -8,11 +8,11 @@ use std::{
     time::Duration,
 };
 
-use super::{JobManager, ManagerConfig, WindowRequest};
+use super::{JobManager, ManagerConfig, WatchEvent, WindowRequest};
 use crate::{
     job::{
         FailureReason, Job, JobId, JobSpec, JobState, OutputStream, ProcessIdentity, Sandbox,
-        now_millis,
+        WatchFilter, now_millis,
     },
     runner::{
         RunnerConfig,
@@ -39,7 +39,14 @@ impl LeftState {
 
     /// A job the store holds as queued.
     fn queued_job(&self) -> JobId {
-        let spec = JobSpec {
+        let job = Job::queued(self.spec(), None, "uid 0".into());
+        std::fs::create_dir_all(self.job_dir(job.id).path()).unwrap();
+        self.store().insert(&job, 0).unwrap();
+        job.id
+    }
+
+    fn spec(&self) -> JobSpec {
+        JobSpec {
             prompt: "say hi".into(),
             cwd: self.dir.path().into(),
             model: String::new(),
@@ -47,11 +54,7 @@ impl LeftState {
             timeout: None,
             labels: Default::default(),
             resume_thread_id: String::new(),
-        };
-        let job = Job::queued(spec, None, "uid 0".into());
-        std::fs::create_dir_all(self.job_dir(job.id).path()).unwrap();
-        self.store().insert(&job, 0).unwrap();
-        job.id
+        }
     }
 
     /// A job the store holds as running under `runner`.
@@ -73,10 +76,15 @@ impl LeftState {
 
     /// A server on this state dir that starts nothing of its own.
     async fn open(&self) -> Arc<JobManager> {
+        self.open_queueing(100).await
+    }
+
+    /// The same, queueing up to `max_queued` jobs.
+    async fn open_queueing(&self, max_queued: usize) -> Arc<JobManager> {
         JobManager::open(ManagerConfig {
             state_dir: self.dir.path().into(),
             max_running: 0,
-            max_queued: 100,
+            max_queued,
             default_timeout: Duration::from_secs(60),
             max_sandbox: Sandbox::Bypass,
             allowed_cwd_roots: Vec::new(),
@@ -252,4 +260,39 @@ async fn queued_jobs_are_queued_again_in_their_order() {
     for id in ids {
         assert_eq!(manager.get(id).await.unwrap().state, JobState::Queued);
     }
+}
+
+#[tokio::test]
+async fn a_watch_that_falls_behind_the_changes_reads_them_from_the_store() {
+    let left = LeftState::new();
+    let manager = left.open_queueing(2000).await;
+    let mut changes = manager.watch(WatchFilter::default(), 0).await.unwrap();
+    let caught_up = changes.recv().await.unwrap().unwrap();
+    assert!(matches!(caught_up, WatchEvent::CaughtUp { .. }));
+    // More changes than the store keeps for a watcher that reads none of them.
+    let mut started = Vec::new();
+    for _ in 0..1500 {
+        let (job, _) = manager
+            .start(left.spec(), None, "uid 0".into())
+            .await
+            .unwrap();
+        started.push(job.id);
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut last_position = 0;
+    while seen.len() < started.len() {
+        let event = tokio::time::timeout(Duration::from_secs(10), changes.recv())
+            .await
+            .expect("the watch goes on")
+            .unwrap()
+            .unwrap();
+        let WatchEvent::Job { job, position } = event else {
+            panic!("one caught-up marker only");
+        };
+        assert!(position >= last_position);
+        last_position = position;
+        assert_eq!(job.state, JobState::Queued);
+        seen.insert(job.id);
+    }
+    assert!(started.iter().all(|id| seen.contains(id)));
 }

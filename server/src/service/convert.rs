@@ -53,6 +53,27 @@ pub fn job_id(text: &str) -> Result<JobId, Error> {
         .map_err(|err: crate::job::BadJobId| invalid(err.to_string()))
 }
 
+/// The most job ids one Watch may name.
+pub const MAX_WATCHED_IDS: usize = 1000;
+
+/// A list of job ids, each checked, without repeats.
+pub fn job_ids(texts: &[String]) -> Result<Vec<JobId>, Error> {
+    if texts.len() > MAX_WATCHED_IDS {
+        return Err(invalid(format!(
+            "at most {MAX_WATCHED_IDS} job_ids are allowed, got {}",
+            texts.len()
+        )));
+    }
+    let mut ids = Vec::with_capacity(texts.len());
+    for text in texts {
+        let id = job_id(text)?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
 pub fn spec(spec: Option<pb::JobSpec>) -> Result<JobSpec, Error> {
     let spec = spec.ok_or_else(|| invalid("spec is required".into()))?;
     if spec.prompt.trim().is_empty() {

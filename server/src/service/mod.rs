@@ -15,8 +15,8 @@ use auth::{Caller, Scope, require};
 
 use crate::{
     error::Error,
-    job::{Job, ListFilter},
-    manager::{FollowEvent, FollowStart, JobManager, WindowRequest},
+    job::{Job, ListFilter, WatchFilter},
+    manager::{FollowEvent, FollowStart, JobManager, WatchEvent, WindowRequest},
 };
 
 /// The one place where manager errors become gRPC statuses.
@@ -95,6 +95,7 @@ fn audit(action: &str, caller: &Caller, job: &str, outcome: &str) {
 }
 
 type FollowStream = Pin<Box<dyn Stream<Item = Result<pb::FollowResponse, Status>> + Send>>;
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl CodexJobs for JobService {
@@ -216,6 +217,40 @@ impl CodexJobs for JobService {
                 }
             };
             Ok(pb::FollowResponse { event: Some(event) })
+        });
+        Ok(Response::new(Box::pin(responses)))
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        require(&request, Scope::Read)?;
+        let request = request.into_inner();
+        let filter = WatchFilter {
+            states: request
+                .states
+                .into_iter()
+                .map(convert::job_state)
+                .collect::<Result<_, _>>()?,
+            labels: convert::labels(request.labels.into_iter().collect())?,
+            ids: convert::job_ids(&request.job_ids)?,
+        };
+        let events = self.manager.watch(filter, request.since_position).await?;
+        let responses = ReceiverStream::new(events).map(|event| {
+            use pb::watch_response::Event;
+            Ok(match event? {
+                WatchEvent::Job { job, position } => pb::WatchResponse {
+                    event: Some(Event::Job((*job).into())),
+                    position,
+                },
+                WatchEvent::CaughtUp { position } => pb::WatchResponse {
+                    event: Some(Event::CaughtUp(pb::WatchCaughtUp {})),
+                    position,
+                },
+            })
         });
         Ok(Response::new(Box::pin(responses)))
     }
