@@ -206,3 +206,91 @@ async fn errors_go_to_stderr_with_a_nonzero_exit() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn wait_any_prints_the_first_job_to_end_and_exits_with_its_status() {
+    let server = TestServer::start().await;
+    let slow = server.start_job("sleep 30").await;
+    let failing = server.start_job("sleep 0.3\nfail it broke").await;
+    let waited = server.cli(&["wait", "--any", &slow.id, &failing.id, "--json"]);
+    assert_eq!(
+        waited.status.code(),
+        Some(1),
+        "the exit status of the job that ended"
+    );
+    let waited: Value = serde_json::from_slice(&waited.stdout).unwrap();
+    assert_eq!(waited["job_id"], failing.id.as_str());
+    assert_eq!(waited["status"], "error");
+
+    let other = server.start_job("sleep 30").await;
+    let timed_out = server.cli(&["wait", "--any", &slow.id, &other.id, "--timeout", "1"]);
+    assert_eq!(timed_out.status.code(), Some(124), "none ended in time");
+
+    let refused = server.cli(&["wait", &slow.id, &other.id]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--any"),
+        "the error says how to wait for several"
+    );
+    let mut client = server.client().await;
+    client.cancel(&slow.id).await.unwrap();
+    client.cancel(&other.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn list_watch_prints_the_jobs_then_each_change_as_it_happens() {
+    use std::io::BufRead;
+    let server = TestServer::start().await;
+    let before = server
+        .start_spec(pb::JobSpec {
+            labels: [("group".to_string(), "watched".to_string())].into(),
+            ..server.spec("say before")
+        })
+        .await;
+    server.wait_finished(&before.id).await;
+    let mut watching = std::process::Command::new(support::bin("codex-jobs"))
+        .args(["list", "--watch", "--json", "--label", "group=watched"])
+        .env("CODEX_JOBS_ENDPOINT", server.endpoint())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    let stdout = watching.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if lines.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || -> Value {
+        let line = received
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a line within 30 s");
+        serde_json::from_str(&line).expect("one JSON job a line")
+    };
+    let first = next();
+    assert_eq!(first["job_id"], before.id.as_str());
+    assert_eq!(first["status"], "done");
+
+    let later = server
+        .start_spec(pb::JobSpec {
+            labels: [("group".to_string(), "watched".to_string())].into(),
+            ..server.spec("sleep 0.5\nsay later")
+        })
+        .await;
+    let mut statuses = Vec::new();
+    while statuses.last().is_none_or(|status| status != "done") {
+        let line = next();
+        assert_eq!(
+            line["job_id"],
+            later.id.as_str(),
+            "only jobs with the label"
+        );
+        statuses.push(line["status"].as_str().unwrap().to_string());
+    }
+    assert!(statuses.contains(&"running".to_string()), "{statuses:?}");
+    watching.kill().unwrap();
+    watching.wait().unwrap();
+}

@@ -2,9 +2,9 @@
 //! until the job ends. If the connection drops (a server restart, say), it
 //! reconnects and resumes at the exact byte where it stopped.
 
-use std::{io::Write, process::ExitCode, time::Duration};
+use std::{io::Write, process::ExitCode};
 
-use super::{Output, job_exit_code, summary};
+use super::{Output, Reconnect, job_exit_code, summary};
 use crate::{Client, ClientError, json::JobView, pb};
 
 #[derive(Debug, clap::Args)]
@@ -18,9 +18,6 @@ pub struct Args {
     events: bool,
 }
 
-/// How long to keep trying to reconnect after the stream broke.
-const RECONNECT_FOR: Duration = Duration::from_secs(30);
-
 pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCode, ClientError> {
     let stream = if args.events {
         pb::OutputStream::Events
@@ -29,18 +26,9 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
     };
     let mut offset = args.from.unwrap_or(0);
     let mut stdout = std::io::stdout();
-    // Since when the stream has been broken without any progress.
-    let mut broken_since: Option<tokio::time::Instant> = None;
+    let mut reconnect = Reconnect::default();
     loop {
-        if let Some(since) = broken_since {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            if since.elapsed() > RECONNECT_FOR {
-                return Err(ClientError::StreamLost(format!(
-                    "lost the stream and could not resume it for {} s",
-                    RECONNECT_FOR.as_secs()
-                )));
-            }
-        }
+        reconnect.pause().await?;
         let request = pb::FollowRequest {
             job_id: args.job_id.clone(),
             start: Some(pb::follow_request::Start::FromOffset(offset)),
@@ -48,8 +36,8 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
         };
         let mut responses = match client.follow(request).await {
             Ok(responses) => responses,
-            Err(ClientError::Status(status)) if retryable(&status) => {
-                broken_since.get_or_insert_with(tokio::time::Instant::now);
+            Err(ClientError::Status(status)) => {
+                reconnect.broke(status)?;
                 continue;
             }
             Err(err) => return Err(err),
@@ -67,11 +55,10 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
                         ));
                     }
                 },
-                Err(status) if retryable(&status) => {
-                    broken_since.get_or_insert_with(tokio::time::Instant::now);
+                Err(status) => {
+                    reconnect.broke(status)?;
                     break;
                 }
-                Err(status) => return Err(status.into()),
             };
             match event {
                 Some(pb::follow_response::Event::Output(chunk)) => {
@@ -87,7 +74,7 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
                         let _ = stdout.flush();
                     }
                     offset = chunk.offset + data.len() as u64;
-                    broken_since = None;
+                    reconnect.progress();
                 }
                 Some(pb::follow_response::Event::Job(job)) => last_job = Some(job),
                 None => {}
@@ -106,12 +93,4 @@ fn finish(job: &pb::Job, offset: u64, out: Output) -> ExitCode {
         eprintln!("{}", summary(job));
     }
     job_exit_code(job)
-}
-
-/// Errors that a reconnect may cure: the server or the connection went away.
-fn retryable(status: &tonic::Status) -> bool {
-    matches!(
-        status.code(),
-        tonic::Code::Unavailable | tonic::Code::Unknown
-    )
 }

@@ -1,8 +1,9 @@
-//! `codex-jobs list`: jobs, newest first.
+//! `codex-jobs list`: jobs, newest first; with `--watch`, then every change of state
+//! as it happens.
 
 use std::process::ExitCode;
 
-use super::{Output, start::parse_label};
+use super::{Output, Reconnect, start::parse_label};
 use crate::{
     Client, ClientError,
     json::{JobList, JobView},
@@ -11,21 +12,28 @@ use crate::{
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Only jobs in this state.
+    /// Only jobs in this state (with --watch: the jobs it starts with).
     #[arg(long, value_parser = names::state_arg())]
     state: Option<pb::JobState>,
     /// Only jobs with this label, repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     labels: Vec<(String, String)>,
     /// Jobs per page (1-1000).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, conflicts_with = "watch")]
     limit: u32,
     /// Continue after a previous page (its next_page_token).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "watch")]
     page_token: Option<String>,
+    /// Print the jobs (oldest change first), then a line each time a job's state
+    /// changes, until interrupted; resumes after a dropped connection.
+    #[arg(long)]
+    watch: bool,
 }
 
 pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCode, ClientError> {
+    if args.watch {
+        return watch(client, args, out).await;
+    }
     let response = client
         .list(pb::ListRequest {
             states: args.state.into_iter().map(Into::into).collect(),
@@ -38,36 +46,9 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
         out.print_json(&JobList::from(&response));
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:<36}  {:<9}  {:<4}  {:<20}  PROMPT",
-        "ID", "STATE", "EXIT", "CREATED"
-    );
+    print_header();
     for job in &response.jobs {
-        let view = JobView::from(job);
-        let created = view
-            .created_at
-            .as_deref()
-            .and_then(|at| at.get(..19))
-            .unwrap_or("");
-        let exit = job
-            .exit_code
-            .map(|code| code.to_string())
-            .unwrap_or_default();
-        let prompt: String = job
-            .spec
-            .as_ref()
-            .map(|spec| spec.prompt.replace('\n', " "))
-            .unwrap_or_default()
-            .chars()
-            .take(60)
-            .collect();
-        println!(
-            "{:<36}  {:<9}  {:<4}  {:<20}  {prompt}",
-            job.id,
-            names::state_name(job.state()),
-            exit,
-            created
-        );
+        print_row(job);
     }
     if !response.next_page_token.is_empty() {
         println!(
@@ -76,4 +57,93 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--watch`: one Watch stream, resumed at its last position if it breaks. With
+/// `--json`, one job per line.
+async fn watch(client: &mut Client, args: Args, out: Output) -> Result<ExitCode, ClientError> {
+    if !out.json {
+        print_header();
+    }
+    let mut position = 0;
+    let mut reconnect = Reconnect::default();
+    loop {
+        reconnect.pause().await?;
+        let request = pb::WatchRequest {
+            states: args.state.into_iter().map(Into::into).collect(),
+            labels: args.labels.iter().cloned().collect(),
+            job_ids: Vec::new(),
+            since_position: position,
+        };
+        let mut changes = match client.watch(request).await {
+            Ok(changes) => changes,
+            Err(ClientError::Status(status)) => {
+                reconnect.broke(status)?;
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        loop {
+            match changes.message().await {
+                Ok(Some(change)) => {
+                    position = change.position;
+                    reconnect.progress();
+                    match change.event {
+                        Some(pb::watch_response::Event::Job(job)) if out.json => {
+                            println!("{}", serde_json::to_string(&JobView::from(&job)).unwrap());
+                        }
+                        Some(pb::watch_response::Event::Job(job)) => print_row(&job),
+                        Some(pb::watch_response::Event::CaughtUp(_)) if !out.json => {
+                            eprintln!("-- watching for changes (Ctrl-C to stop)");
+                        }
+                        _ => {}
+                    }
+                }
+                // The server is going away: reconnect as after a break.
+                Ok(None) => {
+                    reconnect.broke(tonic::Status::unavailable("the watch ended"))?;
+                    break;
+                }
+                Err(status) => {
+                    reconnect.broke(status)?;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn print_header() {
+    println!(
+        "{:<36}  {:<9}  {:<4}  {:<20}  PROMPT",
+        "ID", "STATE", "EXIT", "CREATED"
+    );
+}
+
+fn print_row(job: &pb::Job) {
+    let view = JobView::from(job);
+    let created = view
+        .created_at
+        .as_deref()
+        .and_then(|at| at.get(..19))
+        .unwrap_or("");
+    let exit = job
+        .exit_code
+        .map(|code| code.to_string())
+        .unwrap_or_default();
+    let prompt: String = job
+        .spec
+        .as_ref()
+        .map(|spec| spec.prompt.replace('\n', " "))
+        .unwrap_or_default()
+        .chars()
+        .take(60)
+        .collect();
+    println!(
+        "{:<36}  {:<9}  {:<4}  {:<20}  {prompt}",
+        job.id,
+        names::state_name(job.state()),
+        exit,
+        created
+    );
 }
