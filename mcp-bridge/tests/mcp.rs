@@ -69,11 +69,12 @@ async fn the_tools_are_listed_with_schemas_and_annotations() {
         .iter()
         .map(|tool| tool["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(names.len(), 7, "{names:?}");
     for name in [
         "codex_start",
         "codex_poll",
         "codex_wait",
+        "codex_await_any",
         "codex_cancel",
         "codex_list",
         "codex_reply",
@@ -88,7 +89,7 @@ async fn the_tools_are_listed_with_schemas_and_annotations() {
             "{name} explains itself"
         );
     }
-    for read_only in ["codex_poll", "codex_wait", "codex_list"] {
+    for read_only in ["codex_poll", "codex_wait", "codex_await_any", "codex_list"] {
         assert_eq!(
             tool(read_only)["annotations"]["readOnlyHint"],
             true,
@@ -476,7 +477,7 @@ async fn the_mcp_inspector_cli_lists_and_calls_the_tools() {
         serde_json::from_slice(&output.stdout).unwrap()
     };
     let listed = inspect(&["--method", "tools/list"]);
-    assert_eq!(listed["tools"].as_array().unwrap().len(), 6);
+    assert_eq!(listed["tools"].as_array().unwrap().len(), 7);
 
     let cwd = format!("cwd={}", server.work_dir().display());
     let started = inspect(&[
@@ -527,4 +528,69 @@ async fn a_request_too_large_to_take_is_answered_with_an_error_not_dropped() {
     // The session goes on.
     let listed = session.call("codex_list", json!({}));
     assert_eq!(listed["isError"], false, "{listed}");
+}
+
+#[tokio::test]
+async fn wait_with_job_ids_and_await_any_return_the_first_job_to_end() {
+    let server = TestServer::start().await;
+    let cwd = server.work_dir().display().to_string();
+    let labelled = |prompt: &str| json!({"prompt": prompt, "cwd": cwd, "labels": {"batch": "b1"}});
+    let steps = json!([
+        call("codex_start", labelled("sleep 60")),
+        call("codex_start", labelled("sleep 0.3\nsay first")),
+        call(
+            "codex_wait",
+            json!({"job_ids": ["$0.job_id", "$1.job_id"], "timeout_seconds": 30})
+        ),
+        call("codex_start", labelled("sleep 0.3\nsay second")),
+        // This session's jobs still running: the sleeper and the second.
+        call("codex_await_any", json!({"timeout_seconds": 30})),
+        call(
+            "codex_await_any",
+            json!({"label": "batch=b1", "timeout_seconds": 1})
+        ),
+        call("codex_cancel", json!({"job_id": "$0.job_id"})),
+        call("codex_await_any", json!({"timeout_seconds": 1})),
+        call("codex_wait", json!({"timeout_seconds": 1})),
+        call(
+            "codex_await_any",
+            json!({"label": "batch", "timeout_seconds": 1})
+        ),
+    ]);
+    let Some(results) = run_steps(&bridge_to(&server), json!({}), steps) else {
+        return;
+    };
+    let first = &results[2]["structured"];
+    assert_eq!(
+        first["job_id"], results[1]["structured"]["job_id"],
+        "{first}"
+    );
+    assert_eq!(first["status"], "done");
+    assert_eq!(first["final_message"], "first");
+
+    let second = &results[4]["structured"];
+    assert_eq!(
+        second["job_id"], results[3]["structured"]["job_id"],
+        "{second}"
+    );
+    assert_eq!(second["final_message"], "second");
+
+    // By label, only the sleeper runs: at the timeout it comes back still running.
+    let by_label = &results[5]["structured"];
+    assert_eq!(by_label["job_id"], results[0]["structured"]["job_id"]);
+    assert_eq!(by_label["status"], "running");
+
+    // Nothing of this session runs any more, and bad arguments say what to give.
+    for (index, needle) in [
+        (7, "no job this session started"),
+        (8, "give job_id"),
+        (9, "KEY=VALUE"),
+    ] {
+        assert_eq!(results[index]["is_error"], true, "{}", results[index]);
+        assert!(
+            results[index]["text"].as_str().unwrap().contains(needle),
+            "{}",
+            results[index]
+        );
+    }
 }

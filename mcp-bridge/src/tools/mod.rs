@@ -27,12 +27,15 @@ pub struct Bridge {
     target: Target,
     /// Connected on first use and again after the server went away.
     client: Mutex<Option<Client>>,
+    /// The jobs this session started, for codex_await_any.
+    started: std::sync::Mutex<Vec<String>>,
     tool_router: ToolRouter<Self>,
 }
 
 const INSTRUCTIONS: &str = "Runs OpenAI Codex CLI jobs in the background on this host. \
 codex_start returns at once with a job_id; then call codex_wait in a loop until status is \
 no longer queued or running (each call blocks up to timeout_seconds), or codex_poll to peek. \
+With several jobs, codex_await_any (or codex_wait with job_ids) returns the first to end. \
 Status: queued (waiting for a slot), running, done (succeeded; see final_message), error \
 (failed; see error and exit_code), cancelled. Pass next_offset back as since_offset to read \
 only new output. codex_reply continues a finished job's Codex conversation as a new job.";
@@ -42,6 +45,7 @@ impl Bridge {
         Bridge {
             target,
             client: Mutex::new(None),
+            started: std::sync::Mutex::new(Vec::new()),
             tool_router: Self::start_router()
                 + Self::poll_router()
                 + Self::wait_router()
@@ -110,7 +114,9 @@ impl Bridge {
                 async move { client.start(request).await }
             })
             .await?;
-        Ok(JobView::from(&response.job.unwrap_or_default()))
+        let job = response.job.unwrap_or_default();
+        self.started.lock().unwrap().push(job.id.clone());
+        Ok(JobView::from(&job))
     }
 }
 

@@ -1,5 +1,7 @@
 //! `codex_wait`: block until a job ends (or a timeout well under the ~60 s that MCP
-//! clients allow a call), reporting new output as progress while it runs.
+//! clients allow a call), reporting new output as progress while it runs; or until
+//! the first of several ends. `codex_await_any`: the same for every job still
+//! running that this session started, or that carries a label.
 
 use std::time::Duration;
 
@@ -23,13 +25,26 @@ const MAX_WAIT_SECONDS: u64 = 55;
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct WaitArgs {
     /// The job_id codex_start returned.
-    pub job_id: String,
+    pub job_id: Option<String>,
+    /// Several job_ids instead: return when the first of them ends (the result's
+    /// job_id says which).
+    pub job_ids: Option<Vec<String>>,
     /// Return after this many seconds even if the job still runs (1-55).
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
     /// Return only the output after this byte offset (a previous next_offset) instead
-    /// of the last 100 lines.
+    /// of the last 100 lines; with job_ids, for the job that ended.
     pub since_offset: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct AwaitAnyArgs {
+    /// Return after this many seconds even if every job still runs (1-55).
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
+    /// Wait for the running jobs that carry this label (KEY=VALUE) instead of those
+    /// this session started.
+    pub label: Option<String>,
 }
 
 fn default_timeout() -> u64 {
@@ -51,25 +66,137 @@ impl Bridge {
         context: RequestContext<RoleServer>,
     ) -> Result<Json<JobView>, String> {
         let timeout = Duration::from_secs(args.timeout_seconds.clamp(1, MAX_WAIT_SECONDS));
-        let deadline = Instant::now() + timeout;
-        let progress = context.meta.get_progress_token();
-        let waited = self.wait_until_finished(&args.job_id, deadline, progress, &context);
-        tokio::select! {
-            result = waited => result?,
-            // The client gave up on this call: stop waiting (the job goes on).
-            _ = context.ct.cancelled() => return Err("the wait was cancelled; the job goes on".into()),
+        let ids: Vec<String> = args
+            .job_id
+            .into_iter()
+            .chain(args.job_ids.into_iter().flatten())
+            .collect();
+        let job_id = match ids.as_slice() {
+            [] => return Err("give job_id, or job_ids to wait for the first of several".into()),
+            [job_id] => {
+                let deadline = Instant::now() + timeout;
+                let progress = context.meta.get_progress_token();
+                let waited = self.wait_until_finished(job_id, deadline, progress, &context);
+                tokio::select! {
+                    result = waited => result?,
+                    // The client gave up on this call: stop waiting (the job goes on).
+                    _ = context.ct.cancelled() => return Err("the wait was cancelled; the job goes on".into()),
+                }
+                job_id.clone()
+            }
+            several => self.first_to_end(several, timeout, &context).await?,
+        };
+        self.job_with_output(job_id, args.since_offset).await
+    }
+
+    /// Wait for the first of your running Codex jobs to finish: those this session
+    /// started (with codex_start or codex_reply), or those with a label. Blocks until
+    /// one ends or timeout_seconds pass, and returns that job (at the timeout, one
+    /// still running: call again). Cheaper than polling each job.
+    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    pub async fn codex_await_any(
+        &self,
+        Parameters(args): Parameters<AwaitAnyArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<Json<JobView>, String> {
+        let timeout = Duration::from_secs(args.timeout_seconds.clamp(1, MAX_WAIT_SECONDS));
+        let ids = match &args.label {
+            Some(label) => self.running_with_label(label).await?,
+            None => self.running_started_here().await?,
+        };
+        if ids.is_empty() {
+            return Err(match &args.label {
+                Some(label) => format!("no queued or running job has the label {label}"),
+                None => {
+                    "no job this session started is queued or running; codex_list shows the others"
+                        .into()
+                }
+            });
         }
+        let job_id = self.first_to_end(&ids, timeout, &context).await?;
+        self.job_with_output(job_id, None).await
+    }
+}
+
+impl Bridge {
+    /// The first of `ids` to end within `timeout`, or the first of them if none does.
+    async fn first_to_end(
+        &self,
+        ids: &[String],
+        timeout: Duration,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<String, String> {
+        let waited = self.rpc(|mut client| {
+            let ids = ids.to_vec();
+            async move { client.wait_any(&ids, Some(timeout)).await }
+        });
+        let ended = tokio::select! {
+            result = waited => result?,
+            _ = context.ct.cancelled() => return Err("the wait was cancelled; the jobs go on".into()),
+        };
+        Ok(ended.map_or_else(|| ids[0].clone(), |job| job.id))
+    }
+
+    /// A job with the last 100 lines of its transcript, or what came after
+    /// `since_offset`.
+    async fn job_with_output(
+        &self,
+        job_id: String,
+        since_offset: Option<u64>,
+    ) -> Result<Json<JobView>, String> {
         let request = pb::PollRequest {
-            job_id: args.job_id.clone(),
-            window: Some(window(100, args.since_offset)),
+            job_id,
+            window: Some(window(100, since_offset)),
             ..Default::default()
         };
         let response = self.poll(request).await?;
         Ok(Json(JobView::from(&response)))
     }
-}
 
-impl Bridge {
+    /// The queued and running jobs with `label` (KEY=VALUE), at most 1000.
+    async fn running_with_label(&self, label: &str) -> Result<Vec<String>, String> {
+        let Some((key, value)) = label.split_once('=') else {
+            return Err(format!("label must be KEY=VALUE, not {label:?}"));
+        };
+        let request = pb::ListRequest {
+            states: vec![pb::JobState::Queued.into(), pb::JobState::Running.into()],
+            labels: [(key.to_string(), value.to_string())].into(),
+            page_size: 1000,
+            page_token: String::new(),
+        };
+        let response = self
+            .rpc(|mut client| {
+                let request = request.clone();
+                async move { client.list(request).await }
+            })
+            .await?;
+        Ok(response.jobs.into_iter().map(|job| job.id).collect())
+    }
+
+    /// The jobs this session started that have not ended, as far as it has seen;
+    /// forgets those that have.
+    async fn running_started_here(&self) -> Result<Vec<String>, String> {
+        let started = self.started.lock().unwrap().clone();
+        let (mut running, mut ended) = (Vec::new(), Vec::new());
+        for job_id in started {
+            let request = pb::PollRequest {
+                job_id: job_id.clone(),
+                ..Default::default()
+            };
+            let response = self.poll(request).await?;
+            if response.job.as_ref().is_some_and(is_finished) {
+                ended.push(job_id);
+            } else {
+                running.push(job_id);
+            }
+        }
+        self.started
+            .lock()
+            .unwrap()
+            .retain(|id| !ended.contains(id));
+        Ok(running)
+    }
+
     /// Long-polls the job's transcript until the job ends or `deadline`, sending each
     /// new piece of output as a progress notification when the client asked for them.
     async fn wait_until_finished(
