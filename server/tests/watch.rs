@@ -247,7 +247,10 @@ async fn wait_any_returns_the_first_job_to_end() {
     let again = client.wait_any(&ids, None).await.unwrap().unwrap();
     assert_eq!(again.id, quick.id);
     let none = client
-        .wait_any(&[slow.id.clone()], Some(Duration::from_millis(300)))
+        .wait_any(
+            std::slice::from_ref(&slow.id),
+            Some(Duration::from_millis(300)),
+        )
         .await
         .unwrap();
     assert!(none.is_none());
