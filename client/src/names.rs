@@ -33,6 +33,13 @@ pub const SANDBOXES: [(&str, pb::Sandbox); 4] = [
     ("bypass", pb::Sandbox::Bypass),
 ];
 
+/// How hard the model reasons, as Codex's `model_reasoning_effort` names it.
+pub const REASONING_EFFORTS: [(&str, pb::ReasoningEffort); 3] = [
+    ("low", pb::ReasoningEffort::Low),
+    ("medium", pb::ReasoningEffort::Medium),
+    ("high", pb::ReasoningEffort::High),
+];
+
 fn name_of<T: PartialEq + Copy>(table: &[(&'static str, T)], value: T) -> Option<&'static str> {
     table
         .iter()
@@ -89,6 +96,26 @@ pub fn parse_sandbox(name: &str) -> Result<pb::Sandbox, String> {
     })
 }
 
+pub fn parse_reasoning_effort(name: &str) -> Result<pb::ReasoningEffort, String> {
+    value_of(&REASONING_EFFORTS, name).ok_or_else(|| {
+        format!(
+            "reasoning effort must be one of {}; got {name:?}",
+            listed(&REASONING_EFFORTS)
+        )
+    })
+}
+
+/// A reasoning effort's name; `None` for Codex's default.
+pub fn reasoning_effort_name(effort: pb::ReasoningEffort) -> Option<&'static str> {
+    name_of(&REASONING_EFFORTS, effort)
+}
+
+/// A clap parser for a reasoning effort argument, listing the names in `--help`.
+pub fn reasoning_effort_arg() -> impl TypedValueParser<Value = pb::ReasoningEffort> {
+    PossibleValuesParser::new(REASONING_EFFORTS.map(|(name, _)| name))
+        .map(|name: String| parse_reasoning_effort(&name).expect("a listed name"))
+}
+
 /// A clap parser for a state argument, listing the names in `--help`.
 pub fn state_arg() -> impl TypedValueParser<Value = pb::JobState> {
     PossibleValuesParser::new(STATES.map(|(name, _)| name))
@@ -119,6 +146,14 @@ mod tests {
             assert_eq!(sandbox_name(sandbox), name);
             assert_eq!(parse_sandbox(name), Ok(sandbox));
         }
+        for (name, effort) in REASONING_EFFORTS {
+            assert_eq!(reasoning_effort_name(effort), Some(name));
+            assert_eq!(parse_reasoning_effort(name), Ok(effort));
+        }
+        assert_eq!(
+            parse_reasoning_effort("max"),
+            Err("reasoning effort must be one of low, medium, high; got \"max\"".into())
+        );
     }
 
     #[test]

@@ -273,7 +273,8 @@ async fn reply_continues_the_codex_thread_of_an_earlier_job() {
     let steps = json!([
         call(
             "codex_start",
-            json!({"prompt": "say first turn", "cwd": cwd, "model": "gpt-test", "sandbox": "workspace-write"})
+            json!({"prompt": "say first turn", "cwd": cwd, "model": "gpt-test",
+                   "sandbox": "workspace-write", "reasoning_effort": "low"})
         ),
         call("codex_wait", json!({"job_id": "$0.job_id"})),
         call(
@@ -300,7 +301,7 @@ async fn reply_continues_the_codex_thread_of_an_earlier_job() {
     let thread = first["thread_id"].as_str().unwrap();
     assert!(
         resumed.ends_with(&format!(
-            "-m gpt-test -s workspace-write resume {thread} say second turn"
+            "-m gpt-test -s workspace-write -c model_reasoning_effort=low resume {thread} say second turn"
         )),
         "{resumed}"
     );
@@ -321,6 +322,10 @@ async fn failures_are_tool_errors_that_say_what_to_do() {
         call("codex_start", json!({"prompt": "", "cwd": cwd})),
         call("codex_list", json!({"state": "finished"})),
         call("codex_poll", json!({})),
+        call(
+            "codex_start",
+            json!({"prompt": "hi", "cwd": cwd, "reasoning_effort": "max"})
+        ),
     ]);
     let Some(results) = run_steps(&bridge_to(&server), json!({}), steps) else {
         return;
@@ -333,6 +338,7 @@ async fn failures_are_tool_errors_that_say_what_to_do() {
         "state must be one of queued, running, succeeded, failed, cancelled (or done, error)"
             .to_string(),
         "job_id".to_string(),
+        "reasoning effort must be one of low, medium, high; got \"max\"".to_string(),
     ];
     for (result, expected) in results.iter().zip(expected) {
         assert_eq!(result["is_error"], true, "{result}");

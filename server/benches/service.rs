@@ -792,6 +792,7 @@ fn fill_store(state_dir: &Path, count: usize) {
             timeout: None,
             labels: BTreeMap::from([("batch".to_string(), (index % 10).to_string())]),
             resume_thread_id: String::new(),
+            reasoning_effort: None,
         };
         let mut job = Job::queued(spec, None, String::new());
         store.insert(&job, 0).unwrap();

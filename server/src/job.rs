@@ -199,6 +199,34 @@ pub struct JobSpec {
     pub labels: BTreeMap<String, String>,
     /// Empty: a new thread; else `codex exec resume <thread>`.
     pub resume_thread_id: String,
+    /// `None`: Codex's own default.
+    pub reasoning_effort: Option<ReasoningEffort>,
+}
+
+/// How hard the model reasons (Codex's `model_reasoning_effort`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReasoningEffort {
+    Low,
+    Medium,
+    High,
+}
+
+impl ReasoningEffort {
+    pub const ALL: [ReasoningEffort; 3] = [Self::Low, Self::Medium, Self::High];
+
+    /// The name Codex's config and our store use.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReasoningEffort::Low => "low",
+            ReasoningEffort::Medium => "medium",
+            ReasoningEffort::High => "high",
+        }
+    }
+
+    /// The effort named `name`.
+    pub fn from_name(name: &str) -> Option<ReasoningEffort> {
+        Self::ALL.into_iter().find(|effort| effort.name() == name)
+    }
 }
 
 /// Tokens Codex reported in `turn.completed`.

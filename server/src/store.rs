@@ -19,7 +19,7 @@ use tokio::sync::broadcast;
 
 use crate::job::{
     FailureReason, Job, JobId, JobSpec, JobState, ListFilter, Millis, Outcome, Page,
-    ProcessIdentity, Sandbox, TokenUsage, WatchFilter,
+    ProcessIdentity, ReasoningEffort, Sandbox, TokenUsage, WatchFilter,
 };
 
 /// A failure of the database itself.
@@ -79,7 +79,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     runner_start_time INTEGER,
     created_by       TEXT NOT NULL DEFAULT '',
     output_note      TEXT NOT NULL DEFAULT '',
-    version          INTEGER NOT NULL DEFAULT 0  -- of the latest change of state (`Change`)
+    version          INTEGER NOT NULL DEFAULT 0, -- of the latest change of state (`Change`)
+    reasoning_effort TEXT NOT NULL DEFAULT ''    -- '': Codex's default
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, id);
 CREATE TABLE IF NOT EXISTS job_labels (
@@ -95,7 +96,7 @@ macro_rules! job_columns {
     () => {
         "id, state, request_id, created_at, started_at, finished_at, prompt, cwd, model, \
          sandbox, timeout_ms, resume_thread_id, labels, failure_reason, error, exit_code, signal, \
-         thread_id, final_message, usage, output_size, created_by, output_note"
+         thread_id, final_message, usage, output_size, created_by, output_note, reasoning_effort"
     };
 }
 
@@ -168,8 +169,8 @@ impl Store {
         let version = next_version(&tx)?;
         tx.execute(
             "INSERT INTO jobs (id, state, request_id, created_at, prompt, cwd, model, sandbox, \
-             timeout_ms, resume_thread_id, labels, created_by, version) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             timeout_ms, resume_thread_id, labels, created_by, version, reasoning_effort) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 job.id.to_string(),
                 job.state.name(),
@@ -184,6 +185,7 @@ impl Store {
                 serde_json::to_string(&spec.labels).expect("labels serialize"),
                 job.created_by,
                 version as i64,
+                spec.reasoning_effort.map_or("", ReasoningEffort::name),
             ],
         )?;
         for (key, value) in &spec.labels {
@@ -429,6 +431,7 @@ fn migrate(db: &Connection) -> rusqlite::Result<()> {
         ("created_by", "TEXT NOT NULL DEFAULT ''"),
         ("output_note", "TEXT NOT NULL DEFAULT ''"),
         ("version", "INTEGER NOT NULL DEFAULT 0"),
+        ("reasoning_effort", "TEXT NOT NULL DEFAULT ''"),
     ] {
         let present: bool = db.query_row(
             "SELECT COUNT(*) > 0 FROM pragma_table_info('jobs') WHERE name = ?1",
@@ -500,6 +503,14 @@ fn job_from_row(row: &Row) -> rusqlite::Result<Job> {
                 .map(|ms| Duration::from_millis(ms as u64)),
             labels: serde_json::from_str(&labels).map_err(|_| bad_column("labels", &labels))?,
             resume_thread_id: row.get("resume_thread_id")?,
+            reasoning_effort: match row.get::<_, String>("reasoning_effort")?.as_str() {
+                "" => None,
+                _ => Some(parse_name(
+                    row,
+                    "reasoning_effort",
+                    ReasoningEffort::from_name,
+                )?),
+            },
         },
         request_id: row.get("request_id")?,
         state: parse_name(row, "state", JobState::from_name)?,
@@ -541,6 +552,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             resume_thread_id: String::new(),
+            reasoning_effort: Some(ReasoningEffort::Medium),
         }
     }
 

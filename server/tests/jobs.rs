@@ -588,3 +588,57 @@ async fn oversized_requests_are_refused_in_the_servers_words_on_every_transport(
         assert!(client.list(pb::ListRequest::default()).await.is_ok());
     }
 }
+
+#[tokio::test]
+async fn a_reasoning_effort_reaches_codex_and_stays_with_the_job() {
+    let mut server = TestServer::start().await;
+    let job = server
+        .start_spec(pb::JobSpec {
+            reasoning_effort: pb::ReasoningEffort::High.into(),
+            ..server.spec("say thought hard")
+        })
+        .await;
+    assert_eq!(
+        job.spec.unwrap().reasoning_effort(),
+        pb::ReasoningEffort::High
+    );
+    let (finished, _) = server.wait_finished(&job.id).await;
+    assert_eq!(finished.final_message, "thought hard");
+    let argv = std::fs::read_to_string(server.argv_log()).unwrap();
+    assert!(argv.contains(" -c model_reasoning_effort=high "), "{argv}");
+
+    // Stored with the job: a restarted server still has it.
+    server.kill9();
+    server.launch().await;
+    let stored = server
+        .client()
+        .await
+        .poll(pb::PollRequest {
+            job_id: job.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    assert_eq!(
+        stored.spec.unwrap().reasoning_effort(),
+        pb::ReasoningEffort::High
+    );
+
+    let err = server
+        .client()
+        .await
+        .start(pb::StartRequest {
+            spec: Some(pb::JobSpec {
+                reasoning_effort: 42,
+                ..server.spec("say hi")
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    let message = support::message(&err);
+    assert_eq!(support::code(err), tonic::Code::InvalidArgument);
+    assert!(message.contains("LOW, MEDIUM, HIGH"), "{message}");
+}

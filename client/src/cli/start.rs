@@ -16,6 +16,9 @@ pub struct Args {
     /// How much Codex may do [default: read-only]
     #[arg(long, short, value_parser = names::sandbox_arg())]
     sandbox: Option<pb::Sandbox>,
+    /// How hard the model reasons (Codex's model_reasoning_effort) [default: Codex's]
+    #[arg(long, value_parser = names::reasoning_effort_arg())]
+    reasoning_effort: Option<pb::ReasoningEffort>,
     /// Kill the job after this many seconds [default: the server's]
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
@@ -64,6 +67,7 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
         }),
         labels: args.labels.into_iter().collect::<HashMap<_, _>>(),
         resume_thread_id: String::new(),
+        reasoning_effort: args.reasoning_effort.unwrap_or_default().into(),
     };
     let response = client
         .start(pb::StartRequest {

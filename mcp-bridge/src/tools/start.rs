@@ -23,6 +23,8 @@ pub struct StartArgs {
     /// `read-only`, `workspace-write`, `danger-full-access` or `bypass`; wins over
     /// approval_policy. Default: read-only.
     pub sandbox: Option<String>,
+    /// How hard the model reasons: `low`, `medium` or `high`; omit for Codex's default.
+    pub reasoning_effort: Option<String>,
     /// Kill the job after this many seconds; omit for the server's default (1 hour).
     pub timeout_seconds: Option<u64>,
     /// Labels to find the job by later.
@@ -74,6 +76,13 @@ impl Bridge {
                 }),
                 labels: args.labels.unwrap_or_default().into_iter().collect(),
                 resume_thread_id: String::new(),
+                reasoning_effort: args
+                    .reasoning_effort
+                    .as_deref()
+                    .map(names::parse_reasoning_effort)
+                    .transpose()?
+                    .unwrap_or_default()
+                    .into(),
             }),
             request_id: args.request_id.unwrap_or_default(),
         };

@@ -88,6 +88,7 @@ mod tests {
                 timeout: None,
                 labels: Default::default(),
                 resume_thread_id: String::new(),
+                reasoning_effort: None,
             },
             None,
             String::new(),

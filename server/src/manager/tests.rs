@@ -54,6 +54,7 @@ impl LeftState {
             timeout: None,
             labels: Default::default(),
             resume_thread_id: String::new(),
+            reasoning_effort: None,
         }
     }
 

@@ -52,6 +52,13 @@ pub fn codex_args(spec: &JobSpec, dir: &JobDir) -> (Vec<String>, bool) {
         Sandbox::Bypass => args.push("--dangerously-bypass-approvals-and-sandbox".into()),
         level => args.extend(["-s".into(), level.name().into()]),
     }
+    if let Some(effort) = spec.reasoning_effort {
+        args.extend([
+            "-c".into(),
+            format!("model_reasoning_effort={}", effort.name()),
+        ]);
+    }
+    // Exec flags go before `resume`, which takes none of its own.
     if !spec.resume_thread_id.is_empty() {
         args.extend(["resume".into(), spec.resume_thread_id.clone()]);
     }
@@ -68,6 +75,7 @@ pub fn codex_args(spec: &JobSpec, dir: &JobDir) -> (Vec<String>, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::ReasoningEffort;
 
     fn spec(prompt: &str) -> JobSpec {
         JobSpec {
@@ -78,6 +86,7 @@ mod tests {
             timeout: None,
             labels: Default::default(),
             resume_thread_id: String::new(),
+            reasoning_effort: None,
         }
     }
 
@@ -95,9 +104,11 @@ mod tests {
         resumed.sandbox = Sandbox::Bypass;
         resumed.model = "o3".into();
         resumed.resume_thread_id = "0199a213-81c0-7800-8aa1-bbab2a035a53".into();
+        resumed.reasoning_effort = Some(ReasoningEffort::High);
         let (args, stdin) = codex_args(&resumed, &dir);
         assert!(args.join(" ").ends_with(
-            "-m o3 --dangerously-bypass-approvals-and-sandbox resume 0199a213-81c0-7800-8aa1-bbab2a035a53 -"
+            "-m o3 --dangerously-bypass-approvals-and-sandbox -c model_reasoning_effort=high \
+             resume 0199a213-81c0-7800-8aa1-bbab2a035a53 -"
         ));
         assert!(stdin, "a prompt that looks like a flag goes to stdin");
     }

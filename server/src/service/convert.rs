@@ -9,7 +9,10 @@ use prost_types::Timestamp;
 
 use crate::{
     error::Error,
-    job::{FailureReason, Job, JobId, JobSpec, JobState, Millis, OutputStream, Sandbox},
+    job::{
+        FailureReason, Job, JobId, JobSpec, JobState, Millis, OutputStream, ReasoningEffort,
+        Sandbox,
+    },
 };
 
 pub const MAX_PROMPT_BYTES: usize = 1024 * 1024;
@@ -104,6 +107,7 @@ pub fn spec(spec: Option<pb::JobSpec>) -> Result<JobSpec, Error> {
         )));
     }
     let sandbox = sandbox(spec.sandbox)?;
+    let reasoning_effort = reasoning_effort(spec.reasoning_effort)?;
     let timeout = match spec.timeout {
         None => None,
         Some(timeout) if timeout.seconds == 0 && timeout.nanos == 0 => None,
@@ -137,6 +141,7 @@ pub fn spec(spec: Option<pb::JobSpec>) -> Result<JobSpec, Error> {
         timeout,
         labels,
         resume_thread_id: spec.resume_thread_id,
+        reasoning_effort,
     })
 }
 
@@ -192,6 +197,18 @@ fn sandbox(value: i32) -> Result<Sandbox, Error> {
         Ok(pb::Sandbox::Bypass) => Ok(Sandbox::Bypass),
         Err(_) => Err(invalid(format!(
             "unknown sandbox {value}; allowed: READ_ONLY, WORKSPACE_WRITE, DANGER_FULL_ACCESS, BYPASS"
+        ))),
+    }
+}
+
+fn reasoning_effort(value: i32) -> Result<Option<ReasoningEffort>, Error> {
+    match pb::ReasoningEffort::try_from(value) {
+        Ok(pb::ReasoningEffort::Unspecified) => Ok(None),
+        Ok(pb::ReasoningEffort::Low) => Ok(Some(ReasoningEffort::Low)),
+        Ok(pb::ReasoningEffort::Medium) => Ok(Some(ReasoningEffort::Medium)),
+        Ok(pb::ReasoningEffort::High) => Ok(Some(ReasoningEffort::High)),
+        Err(_) => Err(invalid(format!(
+            "unknown reasoning effort {value}; allowed: LOW, MEDIUM, HIGH (or unset for Codex's default)"
         ))),
     }
 }
@@ -334,6 +351,14 @@ impl From<Job> for pb::Job {
                     .and_then(|t| prost_types::Duration::try_from(t).ok()),
                 labels: spec.labels.into_iter().collect(),
                 resume_thread_id: spec.resume_thread_id,
+                reasoning_effort: spec
+                    .reasoning_effort
+                    .map_or(pb::ReasoningEffort::Unspecified, |effort| match effort {
+                        ReasoningEffort::Low => pb::ReasoningEffort::Low,
+                        ReasoningEffort::Medium => pb::ReasoningEffort::Medium,
+                        ReasoningEffort::High => pb::ReasoningEffort::High,
+                    })
+                    .into(),
             }),
             state: pb::JobState::from(job.state).into(),
             failure_reason: job
