@@ -140,7 +140,7 @@ async fn an_agent_starts_waits_with_progress_polls_and_lists() {
     let cwd = server.work_dir().display().to_string();
     let steps = json!([
         call("codex_start", json!({
-            "prompt": "say one\nsleep 1\nsay two\nsleep 1\nsay three",
+            "prompt": "say one\nsleep 1\nthink Checking the second step\nplan x One; Two\nsay two\nsleep 1\nsay three",
             "cwd": cwd, "approval_policy": "auto-edit", "labels": {"by": "mcp"},
         })),
         {"call": "codex_wait", "args": {"job_id": "$0.job_id", "timeout_seconds": 30}, "progress": true},
@@ -175,11 +175,12 @@ async fn an_agent_starts_waits_with_progress_polls_and_lists() {
             .unwrap()
             > 0
     );
+    let output = waited["structured"]["output"].as_str().unwrap();
     assert!(
-        waited["structured"]["output"]
-            .as_str()
-            .unwrap()
-            .starts_with("one\ntwo\nthree\n")
+        output.starts_with(
+            "one\n* Checking the second step\n= plan 1/2: [x] One; [ ] Two\ntwo\nthree\n"
+        ),
+        "{output}"
     );
     // New output arrived as progress while the job ran; progress only goes up.
     let progress = waited["progress"].as_array().unwrap();
@@ -189,6 +190,11 @@ async fn an_agent_starts_waits_with_progress_polls_and_lists() {
         .collect();
     assert!(
         said.contains("two") && said.contains("three"),
+        "{progress:?}"
+    );
+    // What Codex thinks and plans reaches the waiting agent too.
+    assert!(
+        said.contains("* Checking the second step") && said.contains("= plan 1/2"),
         "{progress:?}"
     );
     let values: Vec<f64> = progress

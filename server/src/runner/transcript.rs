@@ -14,6 +14,8 @@ pub struct Transcriber {
     pub last_agent_message: Option<String>,
     /// The last error Codex reported (`turn.failed`, `error`, error items).
     pub last_error: Option<String>,
+    /// The plan line written last: an unchanged plan gets no second line.
+    last_plan: String,
 }
 
 impl Transcriber {
@@ -68,6 +70,9 @@ impl Transcriber {
             "item.started" if str_at("/item/type") == Some("command_execution") => {
                 out = format!("$ {}\n", one_line(str_at("/item/command").unwrap_or("")));
             }
+            "item.started" | "item.updated" if str_at("/item/type") == Some("todo_list") => {
+                out = self.plan(&event["item"]);
+            }
             "item.completed" => out = self.item_completed(&event),
             _ => {}
         }
@@ -99,6 +104,11 @@ impl Transcriber {
                 })
                 .collect(),
             "mcp_tool_call" => format!("> {}.{}\n", text("server"), text("tool")),
+            "reasoning" => match headline(text("text")) {
+                "" => String::new(),
+                headline => format!("* {headline}\n"),
+            },
+            "todo_list" => self.plan(item),
             "web_search" => format!("? {}\n", one_line(text("query"))),
             "error" => {
                 self.last_error = Some(text("message").to_owned());
@@ -107,6 +117,45 @@ impl Transcriber {
             _ => String::new(),
         }
     }
+}
+
+impl Transcriber {
+    /// One line for a plan (Codex's to-do list) as it stands, when it changed:
+    /// `= plan 1/3: [x] Read the code; [ ] Fix it; [ ] Test it`.
+    fn plan(&mut self, item: &Value) -> String {
+        let steps = item.get("items").and_then(Value::as_array);
+        let steps: Vec<(bool, String)> = steps
+            .into_iter()
+            .flatten()
+            .map(|step| {
+                let done = step.get("completed").and_then(Value::as_bool) == Some(true);
+                let text = step.get("text").and_then(Value::as_str).unwrap_or("");
+                (done, one_line(text))
+            })
+            .collect();
+        let done = steps.iter().filter(|(done, _)| *done).count();
+        let listed: Vec<String> = steps
+            .iter()
+            .map(|(done, text)| format!("[{}] {text}", if *done { 'x' } else { ' ' }))
+            .collect();
+        let line = format!("= plan {done}/{}: {}\n", steps.len(), listed.join("; "));
+        if line == self.last_plan {
+            return String::new();
+        }
+        self.last_plan.clone_from(&line);
+        line
+    }
+}
+
+/// The headline of a reasoning summary: its first line, without the bold marks
+/// Codex puts around it.
+fn headline(text: &str) -> &str {
+    let first = text.trim().lines().next().unwrap_or("").trim();
+    first
+        .strip_prefix("**")
+        .and_then(|bold| bold.strip_suffix("**"))
+        .unwrap_or(first)
+        .trim()
 }
 
 /// The first line of `text`, marked when more was cut.
@@ -157,6 +206,29 @@ mod tests {
         assert_eq!(t.usage.unwrap().output_tokens, 122);
         assert!(t.turn_completed);
         assert_eq!(t.last_agent_message.as_deref(), Some("All done."));
+    }
+
+    #[test]
+    fn reasoning_headlines_and_plan_updates_get_a_line_each() {
+        let mut t = Transcriber::default();
+        let text = feed(
+            &mut t,
+            &[
+                r#"{"type":"item.completed","item":{"id":"item_0","type":"reasoning","text":"**Inspecting the parser**\n\nI will read lexer.rs first."}}"#,
+                r#"{"type":"item.started","item":{"id":"item_1","type":"todo_list","items":[{"text":"Read the code","completed":false},{"text":"Fix it","completed":false}]}}"#,
+                r#"{"type":"item.updated","item":{"id":"item_1","type":"todo_list","items":[{"text":"Read the code","completed":true},{"text":"Fix it","completed":false}]}}"#,
+                r#"{"type":"item.completed","item":{"id":"item_1","type":"todo_list","items":[{"text":"Read the code","completed":true},{"text":"Fix it","completed":false}]}}"#,
+                r#"{"type":"item.completed","item":{"id":"item_2","type":"reasoning","text":"Plain summary\nwith more"}}"#,
+                r#"{"type":"item.completed","item":{"id":"item_3","type":"reasoning","text":""}}"#,
+            ],
+        );
+        assert_eq!(
+            text,
+            "* Inspecting the parser\n\
+             = plan 0/2: [ ] Read the code; [ ] Fix it\n\
+             = plan 1/2: [x] Read the code; [ ] Fix it\n\
+             * Plain summary\n"
+        );
     }
 
     #[test]
