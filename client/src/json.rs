@@ -44,7 +44,9 @@ pub struct JobView {
     pub thread_id: Option<String>,
     /// Tokens Codex reported, once it did.
     pub usage: Option<Usage>,
+    /// The prompt the job runs (left out of the answer to the call that sent it).
     pub prompt: String,
+    /// The directory Codex runs in.
     pub cwd: String,
     pub labels: BTreeMap<String, String>,
     /// Who started the job: `token NAME`, `certificate CN`, `uid N` or `anonymous`.

@@ -163,6 +163,27 @@ async fn an_agent_starts_waits_with_progress_polls_and_lists() {
         Some("queued" | "running")
     ));
     assert_eq!(started["cwd"], cwd);
+    // Answers to an agent's own calls are lean: no nulls, no empty fields, and not
+    // the prompt it just sent; codex_poll keeps every key codex-async returned.
+    let lean = started.as_object().unwrap();
+    assert!(!lean.contains_key("prompt"), "{started}");
+    assert!(
+        lean.values().all(|value| !value.is_null() && value != ""),
+        "{started}"
+    );
+    let polled = results[3]["structured"].as_object().unwrap();
+    for key in [
+        "job_id",
+        "status",
+        "exit_code",
+        "output",
+        "started_at",
+        "finished_at",
+        "prompt",
+        "cwd",
+    ] {
+        assert!(polled.contains_key(key), "codex_poll has {key}: {polled:?}");
+    }
 
     let waited = &results[1];
     assert_eq!(waited["structured"]["status"], "done");

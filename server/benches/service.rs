@@ -705,6 +705,78 @@ async fn bench_clients(server: &TestServer, job_id: &str, scale: &Scale, table: 
     }
 }
 
+/// What an orchestrating agent reads to get one finished job's result through the
+/// MCP bridge: start and then wait (with since_offset, as the tools teach), against
+/// start and then a poll every 5 s (codex-async's loop). The job prints a few
+/// hundred lines over about a minute; both run at once, each in its own session.
+async fn bench_agent_bytes(server: &TestServer, scale: &Scale, table: &mut Table) {
+    let seconds = if scale.quick { 3 } else { 60 };
+    let prompt =
+        "lines 5 a line of the job's progress\nsleep 1\n".repeat(seconds) + "say All done.";
+    let cwd = server.work_dir().display().to_string();
+    let session = |endpoint: String| support::McpStdio::start(&["--endpoint".into(), endpoint]);
+    // The text of a tool result: what the model reads.
+    fn text(result: &serde_json::Value) -> usize {
+        result["content"][0]["text"].as_str().map_or(0, str::len)
+    }
+    fn running(result: &serde_json::Value) -> bool {
+        matches!(
+            result["structuredContent"]["status"].as_str(),
+            Some("queued" | "running")
+        )
+    }
+    let start = serde_json::json!({"prompt": prompt, "cwd": cwd});
+    let waiting = {
+        let mut session = session(server.endpoint());
+        let start = start.clone();
+        std::thread::spawn(move || {
+            let started = session.call("codex_start", start);
+            let job_id = started["structuredContent"]["job_id"].clone();
+            let mut read = text(&started);
+            let mut offset = started["structuredContent"]["next_offset"].clone();
+            loop {
+                let args = serde_json::json!({"job_id": job_id, "since_offset": offset, "timeout_seconds": 50});
+                let result = session.call("codex_wait", args);
+                read += text(&result);
+                offset = result["structuredContent"]["next_offset"].clone();
+                if !running(&result) {
+                    assert_eq!(result["structuredContent"]["final_message"], "All done.");
+                    return read;
+                }
+            }
+        })
+    };
+    let polling = {
+        let mut session = session(server.endpoint());
+        std::thread::spawn(move || {
+            let started = session.call("codex_start", start);
+            let job_id = started["structuredContent"]["job_id"].clone();
+            let mut read = text(&started);
+            loop {
+                std::thread::sleep(Duration::from_secs(5));
+                let result = session.call("codex_poll", serde_json::json!({"job_id": job_id}));
+                read += text(&result);
+                if !running(&result) {
+                    assert_eq!(result["structuredContent"]["final_message"], "All done.");
+                    return read;
+                }
+            }
+        })
+    };
+    let (waited, polled) = (waiting.join().unwrap(), polling.join().unwrap());
+    table.add(
+        format!(
+            "bytes an agent reads for one job ({seconds} s, {} lines): start + wait",
+            seconds * 5
+        ),
+        format!(
+            "{waited} bytes ({:.0}% of start + poll every 5 s: {polled} bytes)",
+            waited as f64 * 100.0 / polled as f64
+        ),
+        "<= 20% of start + poll",
+    );
+}
+
 /// Memory and CPU with many jobs running silently.
 async fn bench_many_running(scale: &Scale, table: &mut Table) {
     let running = scale.running_jobs.to_string();
@@ -894,7 +966,7 @@ async fn main() {
     }
     let quick = std::env::args().any(|arg| arg == "--quick");
     // `--only load`: just the figures of one part (poll, start, follow, load,
-    // bridge, tls, clients, store, running), when working on it.
+    // bridge, agent, tls, clients, store, running), when working on it.
     let only = std::env::args().skip_while(|arg| arg != "--only").nth(1);
     let part = |name: &str| only.as_deref().is_none_or(|only| only == name);
     let scale = Scale::new(quick);
@@ -922,6 +994,9 @@ async fn main() {
     }
     if part("tls") {
         bench_tls(&server, &scale, &mut table).await;
+    }
+    if part("agent") {
+        bench_agent_bytes(&server, &scale, &mut table).await;
     }
     if part("clients") {
         bench_clients(&server, &small_job, &scale, &mut table).await;

@@ -5,7 +5,7 @@ use rmcp::{Json, handler::server::wrapper::Parameters, tool, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::Bridge;
+use super::{Bridge, Lean};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct CancelArgs {
@@ -28,13 +28,13 @@ impl Bridge {
     pub async fn codex_cancel(
         &self,
         Parameters(args): Parameters<CancelArgs>,
-    ) -> Result<Json<JobView>, String> {
+    ) -> Result<Json<Lean>, String> {
         let job = self
             .rpc(|mut client| {
                 let job_id = args.job_id.clone();
                 async move { client.cancel(&job_id).await }
             })
             .await?;
-        Ok(Json(JobView::from(&job)))
+        Ok(Json(Lean(JobView::from(&job))))
     }
 }

@@ -18,6 +18,9 @@ use rmcp::{
     service::RequestContext,
     tool_handler,
 };
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::{connect::Target, stdin::TOO_LARGE_METHOD};
@@ -34,7 +37,8 @@ pub struct Bridge {
 
 const INSTRUCTIONS: &str = "Runs OpenAI Codex CLI jobs in the background on this host. \
 codex_start returns at once with a job_id; then call codex_wait in a loop until status is \
-no longer queued or running (each call blocks up to timeout_seconds), or codex_poll to peek. \
+no longer queued or running (each call blocks up to timeout_seconds; pass the next_offset \
+you got as since_offset to read only new output), or codex_poll to peek. \
 With several jobs, codex_await_any (or codex_wait with job_ids) returns the first to end. \
 Status: queued (waiting for a slot), running, done (succeeded; see final_message), error \
 (failed; see error and exit_code), cancelled. Pass next_offset back as since_offset to read \
@@ -117,6 +121,45 @@ impl Bridge {
         let job = response.job.unwrap_or_default();
         self.started.lock().unwrap().push(job.id.clone());
         Ok(JobView::from(&job))
+    }
+}
+
+/// A job as an agent pays for it: without null and empty fields, and without the
+/// prompt it sent (codex_poll has every key). Its schema is `JobView`'s with only
+/// the keys that are always there required.
+pub struct Lean(pub JobView);
+
+/// The keys a lean job always has.
+const ALWAYS: [&str; 4] = ["job_id", "status", "state", "next_offset"];
+
+impl Serialize for Lean {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut value = serde_json::to_value(&self.0).map_err(serde::ser::Error::custom)?;
+        if let Value::Object(fields) = &mut value {
+            fields.retain(|key, value| {
+                ALWAYS.contains(&key.as_str())
+                    || (key != "prompt"
+                        && match value {
+                            Value::Null => false,
+                            Value::String(text) => !text.is_empty(),
+                            Value::Object(map) => !map.is_empty(),
+                            _ => true,
+                        })
+            });
+        }
+        value.serialize(serializer)
+    }
+}
+
+impl JsonSchema for Lean {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "LeanJobView".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut schema = JobView::json_schema(generator);
+        schema.insert("required".into(), ALWAYS.to_vec().into());
+        schema
     }
 }
 

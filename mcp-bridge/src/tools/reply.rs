@@ -1,11 +1,11 @@
 //! `codex_reply`: continue the Codex conversation of an earlier job as a new job.
 
-use codex_jobs_client::{json::JobView, pb};
+use codex_jobs_client::pb;
 use rmcp::{Json, handler::server::wrapper::Parameters, tool, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::Bridge;
+use super::{Bridge, Lean};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ReplyArgs {
@@ -30,7 +30,7 @@ impl Bridge {
     pub async fn codex_reply(
         &self,
         Parameters(args): Parameters<ReplyArgs>,
-    ) -> Result<Json<JobView>, String> {
+    ) -> Result<Json<Lean>, String> {
         let request = pb::PollRequest {
             job_id: args.job_id.clone(),
             ..Default::default()
@@ -58,6 +58,6 @@ impl Bridge {
             }),
             request_id: String::new(),
         };
-        self.start(request).await.map(Json)
+        self.start(request).await.map(|job| Json(Lean(job)))
     }
 }

@@ -2,12 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use codex_jobs_client::{json::JobView, names, pb};
+use codex_jobs_client::{names, pb};
 use rmcp::{Json, handler::server::wrapper::Parameters, tool, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::Bridge;
+use super::{Bridge, Lean};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct StartArgs {
@@ -62,7 +62,7 @@ impl Bridge {
     pub async fn codex_start(
         &self,
         Parameters(args): Parameters<StartArgs>,
-    ) -> Result<Json<JobView>, String> {
+    ) -> Result<Json<Lean>, String> {
         let sandbox = sandbox(args.sandbox.as_deref(), args.approval_policy.as_deref())?;
         let request = pb::StartRequest {
             spec: Some(pb::JobSpec {
@@ -86,7 +86,7 @@ impl Bridge {
             }),
             request_id: args.request_id.unwrap_or_default(),
         };
-        self.start(request).await.map(Json)
+        self.start(request).await.map(|job| Json(Lean(job)))
     }
 }
 

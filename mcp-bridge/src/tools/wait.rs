@@ -17,7 +17,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::{Bridge, poll::window};
+use super::{Bridge, Lean, poll::window};
 
 /// The longest one call waits: MCP clients give up on a call after about 60 s.
 const MAX_WAIT_SECONDS: u64 = 55;
@@ -33,8 +33,16 @@ pub struct WaitArgs {
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
     /// Return only the output after this byte offset (a previous next_offset) instead
-    /// of the last 100 lines; with job_ids, for the job that ended.
+    /// of the last lines; with job_ids, for the job that ended.
     pub since_offset: Option<u64>,
+    /// How many of the last transcript lines to return without since_offset (0-10000).
+    #[serde(default = "default_tail_lines")]
+    pub tail_lines: u32,
+}
+
+/// A short tail: the final message is in the result already.
+fn default_tail_lines() -> u32 {
+    10
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -54,17 +62,18 @@ fn default_timeout() -> u64 {
 #[tool_router(router = wait_router, vis = "pub(super)")]
 impl Bridge {
     /// Wait for a Codex job to finish: blocks until its status is done, error or
-    /// cancelled, or until timeout_seconds pass (then status is still running: just
-    /// call codex_wait again). Calling it in a loop is the way to get a job's result.
-    /// Returns the job with the last 100 lines of its transcript (or the output after
-    /// since_offset). If you ask for progress, new output lines arrive as progress
-    /// notifications while you wait.
+    /// cancelled, or until timeout_seconds pass (then status is still running: call
+    /// codex_wait again). Calling it in a loop, each time with the next_offset you got
+    /// as since_offset so you read only new output, is the cheap way to get a job's
+    /// result: the finished job comes with its final_message and the last few lines
+    /// of its transcript. If you ask for progress, new output lines arrive as
+    /// progress notifications while you wait.
     #[tool(annotations(read_only_hint = true, open_world_hint = false))]
     pub async fn codex_wait(
         &self,
         Parameters(args): Parameters<WaitArgs>,
         context: RequestContext<RoleServer>,
-    ) -> Result<Json<JobView>, String> {
+    ) -> Result<Json<Lean>, String> {
         let timeout = Duration::from_secs(args.timeout_seconds.clamp(1, MAX_WAIT_SECONDS));
         let ids: Vec<String> = args
             .job_id
@@ -86,7 +95,8 @@ impl Bridge {
             }
             several => self.first_to_end(several, timeout, &context).await?,
         };
-        self.job_with_output(job_id, args.since_offset).await
+        self.job_with_output(job_id, args.tail_lines, args.since_offset)
+            .await
     }
 
     /// Wait for the first of your running Codex jobs to finish: those this session
@@ -98,7 +108,7 @@ impl Bridge {
         &self,
         Parameters(args): Parameters<AwaitAnyArgs>,
         context: RequestContext<RoleServer>,
-    ) -> Result<Json<JobView>, String> {
+    ) -> Result<Json<Lean>, String> {
         let timeout = Duration::from_secs(args.timeout_seconds.clamp(1, MAX_WAIT_SECONDS));
         let ids = match &args.label {
             Some(label) => self.running_with_label(label).await?,
@@ -114,7 +124,8 @@ impl Bridge {
             });
         }
         let job_id = self.first_to_end(&ids, timeout, &context).await?;
-        self.job_with_output(job_id, None).await
+        self.job_with_output(job_id, default_tail_lines(), None)
+            .await
     }
 }
 
@@ -137,20 +148,21 @@ impl Bridge {
         Ok(ended.map_or_else(|| ids[0].clone(), |job| job.id))
     }
 
-    /// A job with the last 100 lines of its transcript, or what came after
+    /// A job with the last `tail_lines` lines of its transcript, or what came after
     /// `since_offset`.
     async fn job_with_output(
         &self,
         job_id: String,
+        tail_lines: u32,
         since_offset: Option<u64>,
-    ) -> Result<Json<JobView>, String> {
+    ) -> Result<Json<Lean>, String> {
         let request = pb::PollRequest {
             job_id,
-            window: Some(window(100, since_offset)),
+            window: Some(window(tail_lines, since_offset)),
             ..Default::default()
         };
         let response = self.poll(request).await?;
-        Ok(Json(JobView::from(&response)))
+        Ok(Json(Lean(JobView::from(&response))))
     }
 
     /// The queued and running jobs with `label` (KEY=VALUE), at most 1000.
