@@ -182,9 +182,21 @@ impl JobManager {
 
     /// `get`, where blocking is allowed.
     fn job(&self, id: JobId) -> Result<Job> {
-        let live = self.live().jobs.get(&id).map(|live| live.job.clone());
+        let live = self
+            .live()
+            .jobs
+            .get(&id)
+            .map(|live| (live.job.clone(), live.finishing));
         match live {
-            Some(mut job) => {
+            Some((mut job, finishing)) => {
+                // A job being finished may be stored as finished already (and its
+                // watchers told so): then the store's record is the answer.
+                if finishing
+                    && let Some(stored) = self.store.get(id)?
+                    && stored.state.is_terminal()
+                {
+                    return Ok(stored);
+                }
                 if job.state == JobState::Running {
                     job.output_size = file_size(&self.log_path(id, OutputStream::Transcript));
                 }
