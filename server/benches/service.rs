@@ -777,6 +777,73 @@ async fn bench_agent_bytes(server: &TestServer, scale: &Scale, table: &mut Table
     );
 }
 
+/// What MCP clients spend checking each tool result against its output schema: the
+/// official Python SDK (jsonschema, on every call) and the TypeScript SDK (an ajv
+/// validator compiled once), on a codex_poll result with 100 lines of output.
+async fn bench_validation(server: &TestServer, job_id: &str, scale: &Scale, table: &mut Table) {
+    let mut session = support::McpStdio::start(&["--endpoint".into(), server.endpoint()]);
+    let tools = session.request("tools/list", serde_json::json!({}));
+    let schema = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|tool| tool["name"] == "codex_poll")
+        .expect("codex_poll is listed")["outputSchema"]
+        .clone();
+    let result = session.call(
+        "codex_poll",
+        serde_json::json!({"job_id": job_id, "tail_lines": 100}),
+    )["structuredContent"]
+        .clone();
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("case.json");
+    std::fs::write(
+        &case,
+        serde_json::json!({"schema": schema, "result": result}).to_string(),
+    )
+    .unwrap();
+    let count = (scale.polls / 4).max(20).to_string();
+    let mut runs = Vec::new();
+    if let Some(python) = support::python() {
+        let mut command = Command::new(python);
+        command.arg(support::fixture("bench_validate.py"));
+        runs.push(("Python MCP SDK", command));
+    }
+    if support::npm_tool(
+        "mcp-inspector",
+        "mcp-inspector",
+        "@modelcontextprotocol/inspector@0.15.0",
+    )
+    .is_some()
+    {
+        // The inspector brings the SDK; the script imports it by name from there.
+        let script = support::target_dir().join("mcp-inspector/bench_validate.mjs");
+        std::fs::copy(support::fixture("bench_validate.mjs"), &script).unwrap();
+        let mut command = Command::new("node");
+        command.arg(script);
+        runs.push(("TypeScript MCP SDK", command));
+    }
+    for (name, mut command) in runs {
+        let output = command
+            .arg(&case)
+            .arg(&count)
+            .output()
+            .expect("the check runs");
+        assert!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let nanos: Vec<u64> = serde_json::from_slice(&output.stdout).expect("samples");
+        let samples: Vec<Duration> = nanos.into_iter().map(Duration::from_nanos).collect();
+        table.add(
+            format!("output-schema check of a codex_poll result (100 lines), {name}"),
+            show_p50_p99(samples),
+            "p50 < 1 ms",
+        );
+    }
+}
+
 /// Memory and CPU with many jobs running silently.
 async fn bench_many_running(scale: &Scale, table: &mut Table) {
     let running = scale.running_jobs.to_string();
@@ -966,7 +1033,7 @@ async fn main() {
     }
     let quick = std::env::args().any(|arg| arg == "--quick");
     // `--only load`: just the figures of one part (poll, start, follow, load,
-    // bridge, agent, tls, clients, store, running), when working on it.
+    // bridge, validation, agent, tls, clients, store, running), when working on it.
     let only = std::env::args().skip_while(|arg| arg != "--only").nth(1);
     let part = |name: &str| only.as_deref().is_none_or(|only| only == name);
     let scale = Scale::new(quick);
@@ -994,6 +1061,9 @@ async fn main() {
     }
     if part("tls") {
         bench_tls(&server, &scale, &mut table).await;
+    }
+    if part("validation") {
+        bench_validation(&server, &small_job, &scale, &mut table).await;
     }
     if part("agent") {
         bench_agent_bytes(&server, &scale, &mut table).await;

@@ -19,7 +19,9 @@ impl Bridge {
     /// everything it started. Returns the job once it has stopped, usually with status
     /// cancelled (a job that was already ending, timed out or finishing its turn, keeps
     /// that outcome). A job that already ended is returned unchanged.
-    #[tool(annotations(
+    #[tool(
+        output_schema = super::output_schema::<Lean>(),
+        annotations(
         read_only_hint = false,
         destructive_hint = true,
         idempotent_hint = true,

@@ -25,7 +25,9 @@ fn default_limit() -> u32 {
 impl Bridge {
     /// List Codex jobs on this host, newest first, optionally only those with one
     /// status. Use it to find a job_id you lost.
-    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    #[tool(
+        output_schema = super::output_schema::<JobList>(),
+        annotations(read_only_hint = true, open_world_hint = false))]
     pub async fn codex_list(
         &self,
         Parameters(args): Parameters<ListArgs>,

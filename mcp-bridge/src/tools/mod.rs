@@ -124,6 +124,50 @@ impl Bridge {
     }
 }
 
+/// Where an output schema keeps its definitions. Not a JSON Schema keyword, so a
+/// client's meta-schema check does not walk into it (the Python MCP SDK runs that
+/// check on every tool result: some 10 ms for a schema whose properties sit at its
+/// root, under 1 ms this way); `$ref` still finds the body by its JSON pointer.
+const DEFS: &str = "x-defs";
+
+/// The output schema of a tool that returns `T`: what rmcp would derive (JSON
+/// Schema 2020-12, as `T` serializes), with the body moved under `x-defs` and a
+/// root of only `$schema`, `type: object` and a `$ref` to it.
+fn output_schema<T: JsonSchema>() -> std::sync::Arc<rmcp::model::JsonObject> {
+    let settings = schemars::generate::SchemaSettings::draft2020_12()
+        .for_serialize()
+        .with(|settings| settings.definitions_path = format!("/{DEFS}").into());
+    let Value::Object(mut body) = settings
+        .into_generator()
+        .into_root_schema_for::<T>()
+        .to_value()
+    else {
+        unreachable!("a schema of an object is an object");
+    };
+    let dialect = body.remove("$schema");
+    // As rmcp does: the tool's own description says what the result is.
+    body.remove("title");
+    body.remove("description");
+    let mut definitions = match body.remove(DEFS) {
+        Some(Value::Object(definitions)) => definitions,
+        _ => serde_json::Map::new(),
+    };
+    let name = T::schema_name().into_owned();
+    assert!(
+        name.chars().all(|c| c.is_ascii_alphanumeric()) && !definitions.contains_key(&name),
+        "{name} must be a plain name of its own in a JSON pointer"
+    );
+    definitions.insert(name.clone(), Value::Object(body));
+    let mut root = serde_json::Map::new();
+    if let Some(dialect) = dialect {
+        root.insert("$schema".into(), dialect);
+    }
+    root.insert("type".into(), "object".into());
+    root.insert("$ref".into(), format!("#/{DEFS}/{name}").into());
+    root.insert(DEFS.into(), Value::Object(definitions));
+    std::sync::Arc::new(root)
+}
+
 /// A job as an agent pays for it: without null and empty fields, and without the
 /// prompt it sent (codex_poll has every key). Its schema is `JobView`'s with only
 /// the keys that are always there required.

@@ -36,7 +36,9 @@ impl Bridge {
     /// Check a Codex job at once, without waiting: its status and the last lines of
     /// its transcript (or only what came after since_offset). To wait for a job to
     /// finish, use codex_wait instead.
-    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    #[tool(
+        output_schema = super::output_schema::<JobView>(),
+        annotations(read_only_hint = true, open_world_hint = false))]
     pub async fn codex_poll(
         &self,
         Parameters(args): Parameters<PollArgs>,

@@ -21,7 +21,9 @@ impl Bridge {
     /// a new job in the same directory, with the same model and sandbox, that
     /// remembers everything the earlier one did. Returns the new job at once; wait for
     /// it with codex_wait. The earlier job must have finished.
-    #[tool(annotations(
+    #[tool(
+        output_schema = super::output_schema::<Lean>(),
+        annotations(
         read_only_hint = false,
         destructive_hint = false,
         idempotent_hint = false,

@@ -53,7 +53,9 @@ impl Bridge {
     /// with its job_id and status (queued or running). Codex jobs take minutes to
     /// hours: after starting one, call codex_wait repeatedly until its status is done,
     /// error or cancelled, then read final_message.
-    #[tool(annotations(
+    #[tool(
+        output_schema = super::output_schema::<Lean>(),
+        annotations(
         read_only_hint = false,
         destructive_hint = false,
         idempotent_hint = false,

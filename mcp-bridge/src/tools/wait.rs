@@ -68,7 +68,9 @@ impl Bridge {
     /// result: the finished job comes with its final_message and the last few lines
     /// of its transcript. If you ask for progress, new output lines arrive as
     /// progress notifications while you wait.
-    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    #[tool(
+        output_schema = super::output_schema::<Lean>(),
+        annotations(read_only_hint = true, open_world_hint = false))]
     pub async fn codex_wait(
         &self,
         Parameters(args): Parameters<WaitArgs>,
@@ -103,7 +105,9 @@ impl Bridge {
     /// started (with codex_start or codex_reply), or those with a label. Blocks until
     /// one ends or timeout_seconds pass, and returns that job (at the timeout, one
     /// still running: call again). Cheaper than polling each job.
-    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    #[tool(
+        output_schema = super::output_schema::<Lean>(),
+        annotations(read_only_hint = true, open_world_hint = false))]
     pub async fn codex_await_any(
         &self,
         Parameters(args): Parameters<AwaitAnyArgs>,
