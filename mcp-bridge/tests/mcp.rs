@@ -634,3 +634,74 @@ async fn wait_with_job_ids_and_await_any_return_the_first_job_to_end() {
         );
     }
 }
+
+#[tokio::test]
+async fn every_result_validates_against_its_output_schema_in_both_sdks() {
+    let server = TestServer::start().await;
+    let (Some(python), Some(_)) = (
+        support::python(),
+        support::npm_tool(
+            "mcp-inspector",
+            "mcp-inspector",
+            "@modelcontextprotocol/inspector@0.15.0",
+        ),
+    ) else {
+        return;
+    };
+    let mut session = support::McpStdio::start(&bridge_to(&server));
+    let listed = session.request("tools/list", json!({}));
+    let schema = |name: &str| {
+        listed["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|tool| tool["name"] == name)
+            .unwrap()["outputSchema"]
+            .clone()
+    };
+    let cwd = server.work_dir().display().to_string();
+    let started = session.call("codex_start", json!({"prompt": "say hi", "cwd": cwd}));
+    let job_id = started["structuredContent"]["job_id"].clone();
+    let results = [
+        ("codex_start", started),
+        (
+            "codex_wait",
+            session.call("codex_wait", json!({"job_id": job_id})),
+        ),
+        (
+            "codex_poll",
+            session.call("codex_poll", json!({"job_id": job_id})),
+        ),
+        ("codex_list", session.call("codex_list", json!({}))),
+        (
+            "codex_cancel",
+            session.call("codex_cancel", json!({"job_id": job_id})),
+        ),
+    ];
+    // The TypeScript SDK comes with the MCP Inspector; the script imports it by name.
+    let node_script = support::target_dir().join("mcp-inspector/sdk_validate.mjs");
+    std::fs::copy(support::fixture("sdk_validate.mjs"), &node_script).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (tool, result) in results {
+        assert_eq!(result["isError"], false, "{tool}: {result}");
+        let case = dir.path().join(format!("{tool}.json"));
+        let content = json!({"schema": schema(tool), "result": result["structuredContent"]});
+        std::fs::write(&case, content.to_string()).unwrap();
+        for (sdk, mut command) in [
+            ("Python", Command::new(&python)),
+            ("TypeScript", Command::new("node")),
+        ] {
+            let script = if sdk == "Python" {
+                support::fixture("sdk_validate.py")
+            } else {
+                node_script.clone()
+            };
+            let output = command.arg(script).arg(&case).arg("1").output().unwrap();
+            assert!(
+                output.status.success(),
+                "the {sdk} SDK refuses the {tool} result: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+}

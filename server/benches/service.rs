@@ -806,7 +806,7 @@ async fn bench_validation(server: &TestServer, job_id: &str, scale: &Scale, tabl
     let mut runs = Vec::new();
     if let Some(python) = support::python() {
         let mut command = Command::new(python);
-        command.arg(support::fixture("bench_validate.py"));
+        command.arg(support::fixture("sdk_validate.py"));
         runs.push(("Python MCP SDK", command));
     }
     if support::npm_tool(
@@ -817,8 +817,8 @@ async fn bench_validation(server: &TestServer, job_id: &str, scale: &Scale, tabl
     .is_some()
     {
         // The inspector brings the SDK; the script imports it by name from there.
-        let script = support::target_dir().join("mcp-inspector/bench_validate.mjs");
-        std::fs::copy(support::fixture("bench_validate.mjs"), &script).unwrap();
+        let script = support::target_dir().join("mcp-inspector/sdk_validate.mjs");
+        std::fs::copy(support::fixture("sdk_validate.mjs"), &script).unwrap();
         let mut command = Command::new("node");
         command.arg(script);
         runs.push(("TypeScript MCP SDK", command));
