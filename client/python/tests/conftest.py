@@ -10,7 +10,9 @@ The fake Codex reads its prompt as a script, a directive a line: `say TEXT`,
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import threading
 import time
@@ -73,6 +75,22 @@ def eventually(what: str, check: Callable[[], T], timeout: float = 20.0) -> T:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting until {what}")
         time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def within(seconds: int) -> Iterator[None]:
+    """Fails the test if the block takes longer, even one blocked reading a stream."""
+
+    def expire(_signum: int, _frame: object) -> None:
+        raise TimeoutError(f"still waiting after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class CuttableProxy:

@@ -8,7 +8,7 @@ import grpc
 import pytest
 from conftest import CuttableProxy
 
-from codex_jobs import AsyncClient, JobsError, JobState, Output, StateChange
+from codex_jobs import AsyncClient, CaughtUp, JobsError, JobState, Output, StateChange, WatchedJob
 
 
 def test_the_async_client_starts_follows_across_a_cut_waits_lists_and_cancels(
@@ -36,6 +36,15 @@ def test_the_async_client_starts_follows_across_a_cut_waits_lists_and_cancels(
             assert not (await jobs.wait(sleeper.id, timeout=0.3)).done
             listed = [listed.id async for listed in jobs.list(labels=label, page_size=1)]
             assert listed == [sleeper.id, job.id]
+            ended = await jobs.wait_any([sleeper.id, job.id], timeout=10)
+            assert ended is not None and ended.id == job.id
+            watched = []
+            async for event in jobs.watch(labels=label):
+                if isinstance(event, CaughtUp):
+                    break
+                assert isinstance(event, WatchedJob)
+                watched.append(event.job.id)
+            assert watched == [job.id, sleeper.id], "oldest change first"
             assert (await jobs.cancel(sleeper.id)).state == JobState.CANCELLED
             assert (await jobs.wait(sleeper.id)).state == JobState.CANCELLED
 

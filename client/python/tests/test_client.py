@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from conftest import CuttableProxy, eventually
+from conftest import CuttableProxy, eventually, within
 
-from codex_jobs import Client, JobsError, JobState, Output, StateChange
+from codex_jobs import CaughtUp, Client, JobsError, JobState, Output, StateChange, WatchedJob
 
 UNKNOWN_ID = "0192f0c4-6a35-7b21-9c1e-3f0a5d2e8b47"
 
@@ -156,3 +156,68 @@ def test_the_environment_names_the_server_and_the_token(
     monkeypatch.setenv("CODEX_JOBS_TOKEN", token)
     with Client() as configured:
         list(configured.list(states=["failed"]))
+
+
+def test_watch_starts_with_the_jobs_as_they_are_then_yields_each_change(
+    jobs: Client, cwd: str, label: dict
+) -> None:
+    done = jobs.start("say done", cwd=cwd, labels=label)
+    jobs.wait(done.id)
+    other = jobs.start("say unlabelled", cwd=cwd)
+    seen: list = []
+    with within(30):
+        for event in jobs.watch(labels=label):
+            seen.append(event)
+            if isinstance(event, CaughtUp):
+                late = jobs.start("sleep 0.2\nsay late", cwd=cwd, labels=label)
+            elif event.job.id != done.id and event.job.state == JobState.SUCCEEDED:
+                break
+    first = seen[0]
+    assert isinstance(first, WatchedJob) and first.job.id == done.id and first.job.done
+    assert isinstance(seen[1], CaughtUp)
+    changes = [event for event in seen[2:] if isinstance(event, WatchedJob)]
+    assert {event.job.id for event in changes} == {late.id}, "only jobs with the label"
+    assert other.id not in {event.job.id for event in changes}
+    assert changes[-1].job.final_message == "late"
+    positions = [event.position for event in seen]
+    assert positions == sorted(positions)
+
+
+def test_watch_resumes_after_the_connection_is_cut_without_losing_a_change(
+    proxy: CuttableProxy, token: str, jobs: Client, cwd: str, label: dict
+) -> None:
+    caught_up = 0
+    with within(60), Client(proxy.endpoint, token=token) as through_proxy:
+        for event in through_proxy.watch(labels=label):
+            if isinstance(event, CaughtUp):
+                caught_up += 1
+                proxy.cut()
+                # A change while the watcher is cut off.
+                missed = jobs.start("say missed", cwd=cwd, labels=label)
+                jobs.wait(missed.id)
+            elif event.job.id == missed.id and event.job.done:
+                break
+    assert proxy.connections >= 2, "the watch was resumed on a new connection"
+    assert caught_up == 1
+
+
+def test_wait_any_returns_the_first_job_to_end(jobs: Client, cwd: str) -> None:
+    slow = jobs.start("sleep 30", cwd=cwd)
+    quick = jobs.start("sleep 0.3\nsay quick", cwd=cwd)
+    ended = jobs.wait_any([slow.id, quick.id], timeout=20)
+    assert ended is not None and ended.id == quick.id and ended.final_message == "quick"
+    assert jobs.wait_any([slow.id], timeout=0.3) is None
+    with pytest.raises(ValueError, match="at least one"):
+        jobs.wait_any([])
+    with pytest.raises(JobsError) as unknown:
+        jobs.wait_any([UNKNOWN_ID])
+    assert unknown.value.code == grpc.StatusCode.NOT_FOUND
+    jobs.cancel(slow.id)
+
+
+def test_a_reasoning_effort_stays_with_the_job(jobs: Client, cwd: str) -> None:
+    job = jobs.start("say thought", cwd=cwd, reasoning_effort="high")
+    assert job.reasoning_effort == "high"
+    assert jobs.start("say quick", cwd=cwd).reasoning_effort is None
+    with pytest.raises(ValueError, match="low, medium, high"):
+        jobs.start("say hi", cwd=cwd, reasoning_effort="max")

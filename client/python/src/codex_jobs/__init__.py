@@ -12,6 +12,7 @@ from ._aio import AsyncClient
 from ._client import Client
 from ._connect import default_endpoint
 from ._model import (
+    CaughtUp,
     FollowEvent,
     Job,
     JobsError,
@@ -20,10 +21,13 @@ from ._model import (
     PollResult,
     StateChange,
     Usage,
+    WatchedJob,
+    WatchEvent,
 )
 
 __all__ = [
     "AsyncClient",
+    "CaughtUp",
     "Client",
     "FollowEvent",
     "Job",
@@ -33,5 +37,7 @@ __all__ = [
     "PollResult",
     "StateChange",
     "Usage",
+    "WatchEvent",
+    "WatchedJob",
     "default_endpoint",
 ]

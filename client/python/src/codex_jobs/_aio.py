@@ -13,8 +13,8 @@ import grpc.aio
 from . import _model
 from ._client import LONG_POLL, SLACK
 from ._connect import resolve
-from ._follow import Follower
-from ._model import FollowEvent, Job, JobsError, JobState, PollResult
+from ._follow import Follower, Watcher
+from ._model import FollowEvent, Job, JobsError, JobState, PollResult, WatchEvent
 from ._proto import jobs_pb2 as pb
 from ._proto.jobs_pb2_grpc import CodexJobsStub
 
@@ -66,6 +66,7 @@ class AsyncClient:
         labels: Optional[Mapping[str, str]] = None,
         request_id: Optional[str] = None,
         resume_thread_id: Optional[str] = None,
+        reasoning_effort: Optional[str] = None,
     ) -> Job:
         """See `Client.start`."""
         request = _model.start_request(
@@ -77,6 +78,7 @@ class AsyncClient:
             labels=labels,
             request_id=request_id,
             resume_thread_id=resume_thread_id,
+            reasoning_effort=reasoning_effort,
         )
         return _model.job_from_pb((await self._call(self._stub.Start, request)).job)
 
@@ -142,9 +144,51 @@ class AsyncClient:
                         yield event
                 if follower.finished:
                     return
-                pause = follower.broke(None)
+                pause = follower.reconnect.broke(None)
             except grpc.RpcError as err:
-                pause = follower.broke(err)
+                pause = follower.reconnect.broke(err)
             finally:
                 call.cancel()
             await asyncio.sleep(pause)
+
+    async def watch(
+        self,
+        *,
+        states: Sequence[Union[JobState, str]] = (),
+        labels: Optional[Mapping[str, str]] = None,
+        job_ids: Sequence[str] = (),
+        since_position: int = 0,
+    ) -> AsyncIterator[WatchEvent]:
+        """See `Client.watch`."""
+        watcher = Watcher(states, labels, job_ids, since_position)
+        while True:
+            call = self._stub.Watch(watcher.request(), metadata=self._metadata)
+            try:
+                async for message in call:
+                    event = watcher.accept(message)
+                    if event is not None:
+                        yield event
+                pause = watcher.reconnect.broke(None)
+            except grpc.RpcError as err:
+                pause = watcher.reconnect.broke(err)
+            finally:
+                call.cancel()
+            await asyncio.sleep(pause)
+
+    async def wait_any(self, job_ids: Sequence[str], timeout: Optional[float] = None) -> Optional[Job]:
+        """See `Client.wait_any`."""
+        if not job_ids:
+            raise ValueError("wait_any needs at least one job id")
+        request = _model.watch_request((), None, job_ids, 0)
+        call = self._stub.Watch(request, metadata=self._metadata, timeout=timeout)
+        try:
+            async for message in call:
+                if message.WhichOneof("event") == "job" and (job := _model.job_from_pb(message.job)).done:
+                    return job
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                return None
+            raise JobsError.from_rpc(err) from None
+        finally:
+            call.cancel()
+        raise JobsError(grpc.StatusCode.UNAVAILABLE, "the server ended the watch before a job did")

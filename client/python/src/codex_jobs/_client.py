@@ -10,8 +10,8 @@ import grpc
 
 from . import _model
 from ._connect import resolve
-from ._follow import Follower
-from ._model import FollowEvent, Job, JobsError, JobState, PollResult
+from ._follow import Follower, Watcher
+from ._model import FollowEvent, Job, JobsError, JobState, PollResult, WatchEvent
 from ._proto import jobs_pb2 as pb
 from ._proto.jobs_pb2_grpc import CodexJobsStub
 
@@ -77,12 +77,14 @@ class Client:
         labels: Optional[Mapping[str, str]] = None,
         request_id: Optional[str] = None,
         resume_thread_id: Optional[str] = None,
+        reasoning_effort: Optional[str] = None,
     ) -> Job:
         """Starts a job running Codex on `prompt` in the directory `cwd` (absolute, on
         the server's host) and returns it at once, usually queued or running.
         `sandbox` is read-only (the default), workspace-write, danger-full-access or
-        bypass; `timeout` (seconds) overrides the server's default limit. A retry with
-        the same `request_id` returns the job the first call started."""
+        bypass; `reasoning_effort` is low, medium or high (default: Codex's own);
+        `timeout` (seconds) overrides the server's default limit. A retry with the
+        same `request_id` returns the job the first call started."""
         request = _model.start_request(
             prompt,
             cwd=cwd,
@@ -92,6 +94,7 @@ class Client:
             labels=labels,
             request_id=request_id,
             resume_thread_id=resume_thread_id,
+            reasoning_effort=reasoning_effort,
         )
         return _model.job_from_pb(self._call(self._stub.Start, request).job)
 
@@ -164,9 +167,58 @@ class Client:
                         yield event
                 if follower.finished:
                     return
-                pause = follower.broke(None)
+                pause = follower.reconnect.broke(None)
             except grpc.RpcError as err:
-                pause = follower.broke(err)
+                pause = follower.reconnect.broke(err)
             finally:
                 call.cancel()
             time.sleep(pause)
+
+    def watch(
+        self,
+        *,
+        states: Sequence[Union[JobState, str]] = (),
+        labels: Optional[Mapping[str, str]] = None,
+        job_ids: Sequence[str] = (),
+        since_position: int = 0,
+    ) -> Iterator[WatchEvent]:
+        """The jobs that match (in one of `states`, all if none; with every one of
+        `labels`; among `job_ids`, any if none) as they are (`WatchedJob`), one
+        `CaughtUp`, then each change of state of a job that matches the labels and
+        ids, for as long as you iterate. Each event carries a position: pass the last
+        one as `since_position` to a later watch to resume after it. A dropped
+        connection is resumed that way by itself (for up to 30 s without progress),
+        so no change is lost; a job may come again in a state already seen."""
+        watcher = Watcher(states, labels, job_ids, since_position)
+        while True:
+            call = self._stub.Watch(watcher.request(), metadata=self._metadata)
+            try:
+                for message in call:
+                    event = watcher.accept(message)
+                    if event is not None:
+                        yield event
+                pause = watcher.reconnect.broke(None)
+            except grpc.RpcError as err:
+                pause = watcher.reconnect.broke(err)
+            finally:
+                call.cancel()
+            time.sleep(pause)
+
+    def wait_any(self, job_ids: Sequence[str], timeout: Optional[float] = None) -> Optional[Job]:
+        """The first of `job_ids` to end (one that has ended already counts at once),
+        or None if `timeout` seconds pass first. One watch, not a poll per job."""
+        if not job_ids:
+            raise ValueError("wait_any needs at least one job id")
+        request = _model.watch_request((), None, job_ids, 0)
+        call = self._stub.Watch(request, metadata=self._metadata, timeout=timeout)
+        try:
+            for message in call:
+                if message.WhichOneof("event") == "job" and (job := _model.job_from_pb(message.job)).done:
+                    return job
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                return None
+            raise JobsError.from_rpc(err) from None
+        finally:
+            call.cancel()
+        raise JobsError(grpc.StatusCode.UNAVAILABLE, "the server ended the watch before a job did")

@@ -30,6 +30,7 @@ class JobState(str, enum.Enum):
 
 
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access", "bypass")
+REASONING_EFFORTS = ("low", "medium", "high")
 STREAMS = ("transcript", "events", "stderr")
 
 
@@ -71,6 +72,8 @@ class Job:
     #: The job's wall-clock limit, if it asked for its own.
     timeout: Optional[timedelta]
     resume_thread_id: str
+    #: How hard the model reasons (low, medium, high); None: Codex's default.
+    reasoning_effort: Optional[str]
     #: Why a failed job failed: non_zero_exit, signaled, timed_out, start_failed,
     #: lost or disk_full.
     failure_reason: Optional[str]
@@ -140,6 +143,26 @@ class StateChange:
 FollowEvent = Union[Output, StateChange]
 
 
+@dataclass(frozen=True)
+class WatchedJob:
+    """A job as `watch` yields it: first each that matches as it is, then each time
+    the state of one changes. Every change up to `position` has been yielded."""
+
+    job: Job
+    position: int
+
+
+@dataclass(frozen=True)
+class CaughtUp:
+    """Yielded once by `watch`, after the jobs it started with: what follows are
+    changes as they happen."""
+
+    position: int
+
+
+WatchEvent = Union[WatchedJob, CaughtUp]
+
+
 def _time(message: pb.Job, field: str) -> Optional[datetime]:
     if not message.HasField(field):
         return None
@@ -153,6 +176,7 @@ def job_from_pb(message: pb.Job) -> Job:
     state = JobState(pb.JobState.Name(message.state).removeprefix("JOB_STATE_").lower())
     sandbox = pb.Sandbox.Name(spec.sandbox).removeprefix("SANDBOX_").lower().replace("_", "-")
     reason = pb.FailureReason.Name(message.failure_reason).removeprefix("FAILURE_REASON_").lower()
+    effort = pb.ReasoningEffort.Name(spec.reasoning_effort).removeprefix("REASONING_EFFORT_").lower()
     timeout = spec.timeout.ToTimedelta() if spec.HasField("timeout") else None
     usage = message.usage if message.HasField("usage") else None
     return Job(
@@ -165,6 +189,7 @@ def job_from_pb(message: pb.Job) -> Job:
         labels=dict(spec.labels),
         timeout=timeout or None,
         resume_thread_id=spec.resume_thread_id,
+        reasoning_effort=None if effort == "unspecified" else effort,
         failure_reason=None if reason == "unspecified" else reason,
         error=message.error or None,
         exit_code=message.exit_code if message.HasField("exit_code") else None,
@@ -223,12 +248,18 @@ def start_request(
     labels: Optional[Mapping[str, str]],
     request_id: Optional[str],
     resume_thread_id: Optional[str],
+    reasoning_effort: Optional[str] = None,
 ) -> pb.StartRequest:
     spec = pb.JobSpec(
         prompt=prompt,
         cwd=str(cwd),
         model=model or "",
         sandbox=_enum(_named(sandbox, SANDBOXES, "sandbox"), "SANDBOX_") if sandbox else None,
+        reasoning_effort=(
+            _enum(_named(reasoning_effort, REASONING_EFFORTS, "reasoning effort"), "REASONING_EFFORT_")
+            if reasoning_effort
+            else None
+        ),
         labels=dict(labels or {}),
     )
     if timeout is not None:
@@ -263,16 +294,34 @@ def poll_request(
     return request
 
 
+def _states(states: Iterable[Union[JobState, str]]) -> list[str]:
+    """The enum names of `states`, each checked."""
+    known = [state.value for state in JobState]
+    names = [_named(state.value if isinstance(state, JobState) else state, known, "state") for state in states]
+    return [_enum(name, "JOB_STATE_") for name in names]
+
+
 def list_request(
     states: Iterable[Union[JobState, str]], labels: Optional[Mapping[str, str]], page_size: int, page_token: str
 ) -> pb.ListRequest:
-    known = [state.value for state in JobState]
-    names = [_named(state.value if isinstance(state, JobState) else state, known, "state") for state in states]
     return pb.ListRequest(
-        states=[_enum(name, "JOB_STATE_") for name in names],
+        states=_states(states),
         labels=dict(labels or {}),
         page_size=page_size,
         page_token=page_token,
+    )
+
+
+def watch_request(
+    states: Iterable[Union[JobState, str]],
+    labels: Optional[Mapping[str, str]],
+    job_ids: Iterable[str],
+    since_position: int,
+) -> pb.WatchRequest:
+    if since_position < 0:
+        raise ValueError(f"since_position must be zero or more, not {since_position}")
+    return pb.WatchRequest(
+        states=_states(states), labels=dict(labels or {}), job_ids=list(job_ids), since_position=since_position
     )
 
 
