@@ -10,7 +10,7 @@
 //! is announced on `changes()` in that order, after it is stored: a Watch replays
 //! what changed after a version from the table, then follows the announcements.
 
-use std::{path::Path, sync::Mutex, time::Duration};
+use std::{collections::BTreeMap, path::Path, sync::Mutex, time::Duration};
 
 use rusqlite::{
     Connection, OptionalExtension, Row, Transaction, params, params_from_iter, types::Value,
@@ -346,26 +346,15 @@ impl Store {
     ) -> Result<(Vec<(Job, u64)>, u64)> {
         let mut sql = format!("SELECT {COLUMNS}, version FROM jobs WHERE version > ?");
         let mut args = vec![Value::from(since as i64)];
-        if initial && !filter.states.is_empty() {
-            let marks = vec!["?"; filter.states.len()].join(", ");
-            sql += &format!(" AND state IN ({marks})");
-            args.extend(
-                filter
-                    .states
-                    .iter()
-                    .map(|s| Value::from(s.name().to_owned())),
-            );
+        if initial {
+            where_states(&mut sql, &mut args, &filter.states);
         }
         if !filter.ids.is_empty() {
             let marks = vec!["?"; filter.ids.len()].join(", ");
             sql += &format!(" AND id IN ({marks})");
             args.extend(filter.ids.iter().map(|id| Value::from(id.to_string())));
         }
-        for (key, value) in &filter.labels {
-            sql += " AND id IN (SELECT job_id FROM job_labels WHERE key = ? AND value = ?)";
-            args.push(Value::from(key.clone()));
-            args.push(Value::from(value.clone()));
-        }
+        where_labels(&mut sql, &mut args, &filter.labels);
         sql += " ORDER BY version LIMIT ?";
         args.push(Value::from(limit as i64));
         let mut db = self.db();
@@ -388,25 +377,12 @@ impl Store {
     pub fn list(&self, filter: &ListFilter) -> Result<Page> {
         let mut sql = format!("SELECT {COLUMNS} FROM jobs WHERE 1");
         let mut args: Vec<Value> = Vec::new();
-        if !filter.states.is_empty() {
-            let marks = vec!["?"; filter.states.len()].join(", ");
-            sql += &format!(" AND state IN ({marks})");
-            args.extend(
-                filter
-                    .states
-                    .iter()
-                    .map(|s| Value::from(s.name().to_owned())),
-            );
-        }
+        where_states(&mut sql, &mut args, &filter.states);
         if let Some(before) = filter.before {
             sql += " AND id < ?";
             args.push(Value::from(before.to_string()));
         }
-        for (key, value) in &filter.labels {
-            sql += " AND id IN (SELECT job_id FROM job_labels WHERE key = ? AND value = ?)";
-            args.push(Value::from(key.clone()));
-            args.push(Value::from(value.clone()));
-        }
+        where_labels(&mut sql, &mut args, &filter.labels);
         sql += " ORDER BY id DESC LIMIT ?";
         args.push(Value::from(filter.limit as i64 + 1));
         let db = self.db();
@@ -453,6 +429,24 @@ fn migrate(db: &Connection) -> rusqlite::Result<()> {
         }
     }
     db.execute_batch("CREATE INDEX IF NOT EXISTS jobs_by_version ON jobs (version)")
+}
+
+/// Narrows a query to jobs in one of `states`, if it names any.
+fn where_states(sql: &mut String, args: &mut Vec<Value>, states: &[JobState]) {
+    if !states.is_empty() {
+        let marks = vec!["?"; states.len()].join(", ");
+        *sql += &format!(" AND state IN ({marks})");
+        args.extend(states.iter().map(|s| Value::from(s.name().to_owned())));
+    }
+}
+
+/// Narrows a query to jobs that carry every one of `labels`.
+fn where_labels(sql: &mut String, args: &mut Vec<Value>, labels: &BTreeMap<String, String>) {
+    for (key, value) in labels {
+        *sql += " AND id IN (SELECT job_id FROM job_labels WHERE key = ? AND value = ?)";
+        args.push(Value::from(key.clone()));
+        args.push(Value::from(value.clone()));
+    }
 }
 
 /// The version the next change of a job's state gets.

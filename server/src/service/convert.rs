@@ -56,6 +56,11 @@ pub fn job_id(text: &str) -> Result<JobId, Error> {
         .map_err(|err: crate::job::BadJobId| invalid(err.to_string()))
 }
 
+/// States to filter by, each checked.
+pub fn job_states(values: Vec<i32>) -> Result<Vec<JobState>, Error> {
+    values.into_iter().map(job_state).collect()
+}
+
 /// The most job ids one Watch may name.
 pub const MAX_WATCHED_IDS: usize = 1000;
 

@@ -172,11 +172,7 @@ impl CodexJobs for JobService {
         require(&request, Scope::Read)?;
         let request = request.into_inner();
         let filter = ListFilter {
-            states: request
-                .states
-                .into_iter()
-                .map(convert::job_state)
-                .collect::<Result<_, _>>()?,
+            states: convert::job_states(request.states)?,
             labels: convert::labels(request.labels.into_iter().collect())?,
             before: convert::page_token(&request.page_token)?,
             limit: convert::page_size(request.page_size)?,
@@ -230,11 +226,7 @@ impl CodexJobs for JobService {
         require(&request, Scope::Read)?;
         let request = request.into_inner();
         let filter = WatchFilter {
-            states: request
-                .states
-                .into_iter()
-                .map(convert::job_state)
-                .collect::<Result<_, _>>()?,
+            states: convert::job_states(request.states)?,
             labels: convert::labels(request.labels.into_iter().collect())?,
             ids: convert::job_ids(&request.job_ids)?,
         };
