@@ -1,10 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { createClient, type Client as RpcClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client as RpcClient } from "@connectrpc/connect";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
 import { JobsError, isRetryable } from "./errors.js";
 import { CodexJobs, PollRequestSchema } from "./gen/codex/jobs/v1/jobs_pb.js";
 import {
+  reasoningEffortToPb,
   sandboxToPb,
   stateToPb,
   streamToPb,
@@ -13,6 +14,7 @@ import {
   type Job,
   type JobState,
   type OutputStream,
+  type ReasoningEffort,
   type Sandbox,
 } from "./job.js";
 import { connect, type ClientOptions } from "./transport.js";
@@ -33,6 +35,8 @@ export interface StartOptions {
   requestId?: string;
   /** Continue this Codex thread (a job's `threadId`) instead of starting a new one. */
   resumeThreadId?: string;
+  /** How hard the model reasons; default: Codex's own. */
+  reasoningEffort?: ReasoningEffort;
 }
 
 /** Which output `poll` returns; neither `tailLines` nor `sinceOffset`: none. */
@@ -83,6 +87,34 @@ export interface FollowOptions {
   stream?: OutputStream;
 }
 
+export interface WatchOptions {
+  /** Start with the jobs in one of these states; default: all. Changes come whatever the state. */
+  states?: JobState[];
+  /** Only jobs that carry every one of these labels. */
+  labels?: Record<string, string>;
+  /** Only these jobs (at most 1000); default: any. */
+  jobIds?: string[];
+  /**
+   * The `position` of the last event of an earlier watch with the same filter:
+   * start with the jobs that changed after it instead of the jobs as they are.
+   */
+  sincePosition?: number;
+}
+
+export interface WaitAnyOptions {
+  /** Give up after this many seconds and return null; default: never. */
+  timeout?: number;
+}
+
+/**
+ * One event of `watch`: a job (as it is, or when its state changed), or the marker
+ * that the jobs the watch started with have all come. Pass `position` as
+ * `sincePosition` to a later watch to resume after this event.
+ */
+export type WatchEvent =
+  | { type: "job"; job: Job; position: number }
+  | { type: "caught_up"; position: number };
+
 /**
  * One event of `follow`: a piece of the log (bytes `[offset, offset + data.length)`),
  * or the job when its state changed.
@@ -95,7 +127,7 @@ export type FollowEvent =
 const MAX_WAIT_MS = 300_000;
 /** How much longer than its long-poll a call may take before the client gives up. */
 const WAIT_MARGIN_MS = 30_000;
-/** How long `follow` keeps trying to reconnect without getting anywhere. */
+/** How long `follow` and `watch` keep trying to reconnect without getting anywhere. */
 const RECONNECT_FOR_MS = 30_000;
 const RECONNECT_EVERY_MS = 500;
 
@@ -134,6 +166,10 @@ export class Client implements AsyncDisposable {
       timeout: timeout === undefined ? undefined : durationFromMs(timeout * 1000),
       labels: options.labels ?? {},
       resumeThreadId: options.resumeThreadId ?? "",
+      reasoningEffort:
+        options.reasoningEffort === undefined
+          ? undefined
+          : reasoningEffortToPb(options.reasoningEffort),
     };
     const response = await this.#call(() =>
       this.#rpc.start({ spec, requestId: options.requestId ?? "" }),
@@ -241,8 +277,137 @@ export class Client implements AsyncDisposable {
     const decoder = new TextDecoder();
     // The server sends the job first on every (re)connection: yield changes only.
     let lastState: JobState | undefined;
+    const rpc = this.#rpc;
+    yield* this.#reconnecting(async function* (progress) {
+      const responses = rpc.follow({
+        jobId,
+        start: { case: "fromOffset", value: BigInt(offset) },
+        stream,
+      });
+      let finished = false;
+      for await (const { event } of responses) {
+        if (event.case === "output") {
+          const start = Number(event.value.offset);
+          // A chunk starts where we asked; should one overlap what was yielded
+          // already, only its new bytes count.
+          if (start > offset) {
+            throw new JobsError("DATA_LOSS", `the server skipped bytes ${offset}-${start}`);
+          }
+          const data = event.value.data.subarray(offset - start);
+          if (data.length === 0) {
+            continue;
+          }
+          const text = decoder.decode(data, { stream: true });
+          progress();
+          yield { type: "output", offset, data, text };
+          offset += data.length;
+        } else if (event.case === "job") {
+          const job = toJob(event.value);
+          finished = job.done;
+          if (job.state !== lastState) {
+            lastState = job.state;
+            yield { type: "job", job };
+          }
+        }
+      }
+      if (!finished) {
+        throw new JobsError("UNAVAILABLE", "the stream ended before the job did");
+      }
+    });
+  }
+
+  /**
+   * Watches jobs: first those that match as they are (in one of `states`, with
+   * every one of `labels`, among `jobIds`), then one `caught_up` marker, then the
+   * job each time the state of one that matches `labels` and `jobIds` changes. It
+   * never ends on its own: break out of the loop to stop. If the connection drops,
+   * it reconnects (every 0.5 s, for up to 30 s without progress) and resumes after
+   * the last event it yielded, so no change is lost, though a job may come again in
+   * a state already seen; the `caught_up` marker comes only once.
+   */
+  watch(options: WatchOptions = {}): AsyncGenerator<WatchEvent, void, undefined> {
+    return this.#watch(options);
+  }
+
+  /**
+   * Waits until the first of `jobIds` ends (one that has ended already counts at
+   * once) and returns it, or null if `timeout` seconds pass first. It holds one
+   * `watch` open, not a call per job.
+   */
+  async waitAny(jobIds: string[], options: WaitAnyOptions = {}): Promise<Job | null> {
+    if (!Array.isArray(jobIds) || jobIds.length === 0) {
+      throw new TypeError("waitAny needs at least one job id");
+    }
+    const { timeout } = options;
+    if (timeout !== undefined && !(timeout >= 0)) {
+      throw new TypeError(`timeout must be a number of seconds, not ${timeout}`);
+    }
+    const expired = new AbortController();
+    const timer =
+      timeout === undefined ? undefined : setTimeout(() => expired.abort(), timeout * 1000);
+    try {
+      for await (const event of this.#watch({ jobIds }, expired.signal)) {
+        if (event.type === "job" && event.job.done) {
+          return event.job;
+        }
+      }
+    } catch (err) {
+      if (expired.signal.aborted) {
+        return null;
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+    // The watch only ends by an error, or when `expired` cuts it.
+    return null;
+  }
+
+  /** `watch`, ended (with an error) when `signal` aborts. */
+  async *#watch(
+    options: WatchOptions,
+    signal?: AbortSignal,
+  ): AsyncGenerator<WatchEvent, void, undefined> {
+    const request = {
+      states: (options.states ?? []).map(stateToPb),
+      labels: options.labels ?? {},
+      jobIds: options.jobIds ?? [],
+      sincePosition: toUint64("sincePosition", options.sincePosition ?? 0),
+    };
+    let caughtUp = false;
+    const rpc = this.#rpc;
+    yield* this.#reconnecting(async function* (progress) {
+      for await (const { event, position } of rpc.watch(request, { signal })) {
+        progress();
+        if (event.case === "job") {
+          yield { type: "job", job: toJob(event.value), position: Number(position) };
+        } else if (event.case === "caughtUp" && !caughtUp) {
+          caughtUp = true;
+          yield { type: "caught_up", position: Number(position) };
+        }
+        // A reconnection resumes after this message: it and all before it are out.
+        request.sincePosition = position;
+      }
+      // The server is going away: reconnect as after a break.
+      throw new ConnectError("the server ended the watch", Code.Unavailable);
+    }, signal);
+  }
+
+  /**
+   * Runs a stream, and runs it again when it breaks in a way a reconnect may cure:
+   * every 0.5 s, until `attempt` calls `progress()` or 30 s have passed. `attempt`
+   * opens the stream from where the last one stopped and yields its events; its
+   * end is the end of the whole. An aborted `signal` ends the retries.
+   */
+  async *#reconnecting<T>(
+    attempt: (progress: () => void) => AsyncGenerator<T, void, undefined>,
+    signal?: AbortSignal,
+  ): AsyncGenerator<T, void, undefined> {
     let brokenSince: number | undefined;
     let lastError: unknown;
+    const progress = () => {
+      brokenSince = undefined;
+    };
     for (;;) {
       if (brokenSince !== undefined) {
         if (Date.now() - brokenSince > RECONNECT_FOR_MS) {
@@ -256,50 +421,16 @@ export class Client implements AsyncDisposable {
         }
         await sleep(RECONNECT_EVERY_MS);
       }
-      let finished = false;
       try {
-        const responses = this.#rpc.follow({
-          jobId,
-          start: { case: "fromOffset", value: BigInt(offset) },
-          stream,
-        });
-        for await (const { event } of responses) {
-          if (event.case === "output") {
-            const start = Number(event.value.offset);
-            // A chunk starts where we asked; should one overlap what was yielded
-            // already, only its new bytes count.
-            if (start > offset) {
-              throw new JobsError("DATA_LOSS", `the server skipped bytes ${offset}-${start}`);
-            }
-            const data = event.value.data.subarray(offset - start);
-            if (data.length === 0) {
-              continue;
-            }
-            const text = decoder.decode(data, { stream: true });
-            brokenSince = undefined;
-            yield { type: "output", offset, data, text };
-            offset += data.length;
-          } else if (event.case === "job") {
-            const job = toJob(event.value);
-            finished = job.done;
-            if (job.state !== lastState) {
-              lastState = job.state;
-              yield { type: "job", job };
-            }
-          }
-        }
+        yield* attempt(progress);
+        return;
       } catch (err) {
-        if (this.#closed || !isRetryable(err)) {
+        if (this.#closed || signal?.aborted || !isRetryable(err)) {
           throw JobsError.from(err, this.#closed);
         }
         lastError = err;
         brokenSince ??= Date.now();
-        continue;
       }
-      if (finished) {
-        return;
-      }
-      throw new JobsError("UNAVAILABLE", "the stream ended before the job did");
     }
   }
 

@@ -1,7 +1,7 @@
 /**
  * A typed Node client for codex-jobs-server, which runs Codex CLI jobs in the
- * background: start a job, follow or poll its output, wait for it, cancel it and
- * list jobs.
+ * background: start a job, follow or poll its output, wait for it (or for the first
+ * of several), cancel it, and list or watch jobs.
  *
  * @example
  * ```js
@@ -21,7 +21,10 @@ export type {
   PollOptions,
   PollResult,
   StartOptions,
+  WaitAnyOptions,
   WaitOptions,
+  WatchEvent,
+  WatchOptions,
 } from "./client.js";
 export { JobsError } from "./errors.js";
 export type { StatusCode } from "./errors.js";
@@ -30,6 +33,7 @@ export type {
   Job,
   JobState,
   OutputStream,
+  ReasoningEffort,
   Sandbox,
   TokenUsage,
 } from "./job.js";

@@ -3,6 +3,7 @@ import {
   FailureReason as PbFailureReason,
   JobState as PbJobState,
   OutputStream as PbOutputStream,
+  ReasoningEffort as PbReasoningEffort,
   Sandbox as PbSandbox,
   type Job as PbJob,
 } from "./gen/codex/jobs/v1/jobs_pb.js";
@@ -21,6 +22,12 @@ export type FailureReason =
 
 /** The Codex sandbox a job runs in, from most to least restricted. */
 export type Sandbox = "read-only" | "workspace-write" | "danger-full-access" | "bypass";
+
+/**
+ * How hard the model reasons (Codex's `model_reasoning_effort`); unset means
+ * Codex's own default.
+ */
+export type ReasoningEffort = "low" | "medium" | "high";
 
 /**
  * Which of a job's logs to read: the readable `transcript` (the default), the raw
@@ -47,6 +54,8 @@ export interface Job {
   /** The model passed to Codex; empty for Codex's own default. */
   model: string;
   sandbox: Sandbox;
+  /** How hard the model reasons; null for Codex's own default. */
+  reasoningEffort: ReasoningEffort | null;
   labels: Record<string, string>;
   /** The wall-clock limit in seconds; null when the job has none recorded. */
   timeoutSeconds: number | null;
@@ -104,6 +113,12 @@ const SANDBOXES: Record<Sandbox, PbSandbox> = {
   bypass: PbSandbox.BYPASS,
 };
 
+const REASONING_EFFORTS: Record<ReasoningEffort, PbReasoningEffort> = {
+  low: PbReasoningEffort.LOW,
+  medium: PbReasoningEffort.MEDIUM,
+  high: PbReasoningEffort.HIGH,
+};
+
 const STREAMS: Record<OutputStream, PbOutputStream> = {
   transcript: PbOutputStream.TRANSCRIPT,
   events: PbOutputStream.EVENTS,
@@ -120,6 +135,9 @@ function lookup<K extends string, V>(table: Record<K, V>, what: string, name: un
 }
 
 export const sandboxToPb = (name: Sandbox): PbSandbox => lookup(SANDBOXES, "sandbox", name);
+
+export const reasoningEffortToPb = (name: ReasoningEffort): PbReasoningEffort =>
+  lookup(REASONING_EFFORTS, "reasoning effort", name);
 
 /** The log to read; undefined means the transcript. */
 export const streamToPb = (name: OutputStream | undefined): PbOutputStream =>
@@ -155,6 +173,7 @@ export function toJob(job: PbJob | undefined): Job {
   }
   const spec = job.spec;
   const sandbox = spec?.sandbox ?? PbSandbox.UNSPECIFIED;
+  const effort = spec?.reasoningEffort ?? PbReasoningEffort.UNSPECIFIED;
   return {
     id: job.id,
     state,
@@ -166,6 +185,11 @@ export function toJob(job: PbJob | undefined): Job {
     sandbox:
       (Object.keys(SANDBOXES) as Sandbox[]).find((name) => SANDBOXES[name] === sandbox) ??
       "read-only",
+    // Unset (or a level this client does not know) means Codex's default.
+    reasoningEffort:
+      (Object.keys(REASONING_EFFORTS) as ReasoningEffort[]).find(
+        (name) => REASONING_EFFORTS[name] === effort,
+      ) ?? null,
     labels: { ...spec?.labels },
     timeoutSeconds: spec?.timeout ? durationMs(spec.timeout) / 1000 : null,
     resumeThreadId: spec?.resumeThreadId ?? "",

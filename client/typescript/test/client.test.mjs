@@ -97,6 +97,19 @@ test("a failing job", async () => {
   assert.equal(done.exitCode, 3);
 });
 
+test("reasoning effort", async () => {
+  const job = await client.start("say thinking hard", { cwd, reasoningEffort: "high" });
+  assert.equal(job.reasoningEffort, "high");
+  const done = await client.wait(job.id);
+  assert.equal(done.state, "succeeded");
+  assert.equal(done.reasoningEffort, "high");
+  assert.equal((await client.start("say default", { cwd })).reasoningEffort, null);
+  await assert.rejects(client.start("say hi", { cwd, reasoningEffort: "max" }), {
+    name: "TypeError",
+    message: /unknown reasoning effort "max": use one of "low", "medium", "high"/,
+  });
+});
+
 test("wait returns at its timeout, then when the job ends", async () => {
   const job = await client.start("sleep 3\nsay awake", { cwd });
   const started = Date.now();

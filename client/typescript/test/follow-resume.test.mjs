@@ -1,49 +1,13 @@
 // follow() across a dropped connection: a TCP proxy between the client and the
 // server is cut mid-stream, and the iterator must carry on where it stopped.
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import net from "node:net";
 import { after, before, test } from "node:test";
 import { Client } from "codex-jobs";
+import { startProxy } from "./proxy.mjs";
 
 const endpoint = process.env.CODEX_JOBS_TEST_ENDPOINT;
 const token = process.env.CODEX_JOBS_TEST_TOKEN;
 const cwd = process.env.CODEX_JOBS_TEST_CWD;
-
-/** A TCP proxy to `target` (host:port) whose live connections can be cut at once. */
-async function startProxy(target) {
-  const url = new URL(target);
-  const sockets = new Set();
-  let connections = 0;
-  const server = net.createServer((downstream) => {
-    connections += 1;
-    const upstream = net.connect(Number(url.port), url.hostname);
-    for (const [from, to] of [[downstream, upstream], [upstream, downstream]]) {
-      sockets.add(from);
-      from.pipe(to);
-      from.on("error", () => to.destroy());
-      from.on("close", () => {
-        sockets.delete(from);
-        to.destroy();
-      });
-    }
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  return {
-    endpoint: `http://127.0.0.1:${server.address().port}`,
-    get connections() {
-      return connections;
-    },
-    cut() {
-      for (const socket of sockets) socket.destroy();
-    },
-    close() {
-      this.cut();
-      server.close();
-    },
-  };
-}
 
 let proxy;
 before(async () => {
