@@ -67,11 +67,10 @@ impl Drop for MockApi {
     }
 }
 
-#[tokio::test]
-async fn the_real_codex_cli_runs_a_job_and_continues_its_thread() {
-    let Some(codex) = real_codex() else {
-        return;
-    };
+/// A test server whose jobs run the real Codex against the mock, with what it needs
+/// kept alive; `None` where the real Codex cannot be had (outside CI).
+async fn real_codex_server() -> Option<(TestServer, MockApi, tempfile::TempDir)> {
+    let codex = real_codex()?;
     let scratch = tempfile::tempdir().unwrap();
     let mock = MockApi::start(scratch.path()).await;
     let codex_home = scratch.path().join("codex-home");
@@ -110,6 +109,14 @@ enabled = false
         .env("RUST_BACKTRACE", "0"),
     )
     .await;
+    Some((server, mock, scratch))
+}
+
+#[tokio::test]
+async fn the_real_codex_cli_runs_a_job_and_continues_its_thread() {
+    let Some((server, mock, _scratch)) = real_codex_server().await else {
+        return;
+    };
 
     let mut spec = server.spec("Check the shell works.\nRUN: echo hello-from-shell");
     spec.sandbox = pb::Sandbox::WorkspaceWrite.into();
@@ -153,4 +160,46 @@ enabled = false
         last_request.contains("hello-from-shell"),
         "the resumed turn carries the history"
     );
+}
+
+#[tokio::test]
+async fn a_resumed_job_keeps_to_its_own_sandbox() {
+    let Some((server, _mock, _scratch)) = real_codex_server().await else {
+        return;
+    };
+    let mut first = server.spec("Check the shell works.\nRUN: echo first-turn");
+    first.sandbox = pb::Sandbox::WorkspaceWrite.into();
+    let first = server.start_spec(first).await;
+    let (first, _) = server.wait_finished(&first.id).await;
+    assert_eq!(first.state(), pb::JobState::Succeeded, "{first:?}");
+
+    // `codex exec resume` takes the sandbox from the exec flags before it, as a
+    // follow-up (codex_reply) passes them: read-only cannot write, workspace-write can.
+    for (sandbox, writes) in [
+        (pb::Sandbox::ReadOnly, false),
+        (pb::Sandbox::WorkspaceWrite, true),
+    ] {
+        let file = server
+            .work_dir()
+            .join(format!("written-in-{}", sandbox.as_str_name()));
+        let mut follow_up = server.spec(&format!(
+            "Write the file.\nRUN: touch {} && echo wrote",
+            file.display()
+        ));
+        follow_up.sandbox = sandbox.into();
+        follow_up.resume_thread_id = first.thread_id.clone();
+        let resumed = server.start_spec(follow_up).await;
+        let (resumed, transcript) = server.wait_finished(&resumed.id).await;
+        assert_eq!(resumed.thread_id, first.thread_id, "the same thread");
+        assert_eq!(file.exists(), writes, "{sandbox:?}: {transcript}");
+        if writes {
+            assert_eq!(resumed.final_message, "done: wrote");
+        } else {
+            assert!(
+                resumed.final_message.contains("Read-only file system"),
+                "{}",
+                resumed.final_message
+            );
+        }
+    }
 }
