@@ -18,6 +18,7 @@ pub mod cli;
 mod connect;
 pub mod json;
 pub mod names;
+mod reconnect;
 
 pub use connect::{ConnectArgs, Credentials};
 
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 pub use codex_jobs_api::v1 as pb;
 use pb::codex_jobs_client::CodexJobsClient;
+pub use reconnect::Reconnect;
 use tonic::{
     Request, Status,
     metadata::MetadataValue,
@@ -207,28 +209,54 @@ impl Client {
 
     /// Waits until the first of `job_ids` ends, or `timeout` passes (`None`: however
     /// long it takes), and returns the job that ended (one already ended counts), or
-    /// `None` at the timeout. One Watch stream, not a Poll per job.
+    /// `None` at the timeout. One Watch stream, not a Poll per job, resumed at its
+    /// position after a dropped connection.
     pub async fn wait_any(
         &mut self,
         job_ids: &[String],
         timeout: Option<Duration>,
     ) -> Result<Option<pb::Job>, ClientError> {
-        let request = pb::WatchRequest {
-            job_ids: job_ids.to_vec(),
-            ..Default::default()
-        };
         let watching = async {
-            let mut changes = self.watch(request).await?;
-            while let Some(change) = changes.message().await? {
-                if let Some(pb::watch_response::Event::Job(job)) = change.event
-                    && is_finished(&job)
-                {
-                    return Ok(Some(job));
+            let mut position = 0;
+            let mut reconnect = Reconnect::default();
+            // A dropped connection or a restarted server is resumed at the position.
+            loop {
+                reconnect.pause().await?;
+                let request = pb::WatchRequest {
+                    job_ids: job_ids.to_vec(),
+                    since_position: position,
+                    ..Default::default()
+                };
+                let mut changes = match self.watch(request).await {
+                    Ok(changes) => changes,
+                    Err(ClientError::Status(status)) => {
+                        reconnect.broke(status)?;
+                        continue;
+                    }
+                    Err(err) => return Err(err),
+                };
+                loop {
+                    match changes.message().await {
+                        Ok(Some(change)) => {
+                            position = change.position;
+                            reconnect.progress();
+                            if let Some(pb::watch_response::Event::Job(job)) = change.event
+                                && is_finished(&job)
+                            {
+                                return Ok(Some(job));
+                            }
+                        }
+                        Ok(None) => {
+                            reconnect.broke(Status::unavailable("the watch ended"))?;
+                            break;
+                        }
+                        Err(status) => {
+                            reconnect.broke(status)?;
+                            break;
+                        }
+                    }
                 }
             }
-            Err(ClientError::StreamLost(
-                "the server ended the watch before a job did".into(),
-            ))
         };
         match timeout {
             Some(timeout) => tokio::time::timeout(timeout, watching)

@@ -256,3 +256,27 @@ async fn wait_any_returns_the_first_job_to_end() {
     assert!(none.is_none());
     client.cancel(&slow.id).await.unwrap();
 }
+
+#[tokio::test]
+async fn wait_any_carries_on_across_a_server_restart() {
+    let mut server = TestServer::start().await;
+    let job = server.start_job("sleep 2\nsay outlived").await;
+    server.wait_for_state(&job.id, pb::JobState::Running).await;
+    // The socket keeps its path across the restart (the TCP port would not).
+    let socket = format!("unix:{}", server.socket().display());
+    let mut client = codex_jobs_client::Client::connect(&socket, None)
+        .await
+        .unwrap();
+    let ids = [job.id.clone()];
+    let waiting =
+        tokio::spawn(async move { client.wait_any(&ids, Some(Duration::from_secs(30))).await });
+    server.kill9();
+    server.launch().await;
+    let ended = waiting
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("the job ends in time");
+    assert_eq!(ended.id, job.id);
+    assert_eq!(ended.final_message, "outlived");
+}

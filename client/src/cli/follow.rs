@@ -4,8 +4,8 @@
 
 use std::{io::Write, process::ExitCode};
 
-use super::{Output, Reconnect, job_exit_code, summary};
-use crate::{Client, ClientError, json::JobView, pb};
+use super::{Output, job_exit_code, summary};
+use crate::{Client, ClientError, Reconnect, json::JobView, pb};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -3,9 +3,9 @@
 
 use std::process::ExitCode;
 
-use super::{Output, Reconnect, start::parse_label};
+use super::{Output, start::parse_label};
 use crate::{
-    Client, ClientError,
+    Client, ClientError, Reconnect,
     json::{JobList, JobView},
     names, pb,
 };
