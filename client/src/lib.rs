@@ -26,7 +26,7 @@ use std::time::Duration;
 
 pub use codex_jobs_api::v1 as pb;
 use pb::codex_jobs_client::CodexJobsClient;
-pub use reconnect::Reconnect;
+pub use reconnect::{Reconnect, Watching};
 use tonic::{
     Request, Status,
     metadata::MetadataValue,
@@ -207,6 +207,12 @@ impl Client {
         Ok(self.rpc.watch(request).await?.into_inner())
     }
 
+    /// `watch`, resumed at its last position after a dropped connection or a server
+    /// restart.
+    pub fn watching(&self, request: pb::WatchRequest) -> Watching {
+        Watching::new(self.clone(), request)
+    }
+
     /// Waits until the first of `job_ids` ends, or `timeout` passes (`None`: however
     /// long it takes), and returns the job that ended (one already ended counts), or
     /// `None` at the timeout. One Watch stream, not a Poll per job, resumed at its
@@ -216,45 +222,16 @@ impl Client {
         job_ids: &[String],
         timeout: Option<Duration>,
     ) -> Result<Option<pb::Job>, ClientError> {
+        let mut changes = self.watching(pb::WatchRequest {
+            job_ids: job_ids.to_vec(),
+            ..Default::default()
+        });
         let watching = async {
-            let mut position = 0;
-            let mut reconnect = Reconnect::default();
-            // A dropped connection or a restarted server is resumed at the position.
             loop {
-                reconnect.pause().await?;
-                let request = pb::WatchRequest {
-                    job_ids: job_ids.to_vec(),
-                    since_position: position,
-                    ..Default::default()
-                };
-                let mut changes = match self.watch(request).await {
-                    Ok(changes) => changes,
-                    Err(ClientError::Status(status)) => {
-                        reconnect.broke(status)?;
-                        continue;
-                    }
-                    Err(err) => return Err(err),
-                };
-                loop {
-                    match changes.message().await {
-                        Ok(Some(change)) => {
-                            position = change.position;
-                            reconnect.progress();
-                            if let Some(pb::watch_response::Event::Job(job)) = change.event
-                                && is_finished(&job)
-                            {
-                                return Ok(Some(job));
-                            }
-                        }
-                        Ok(None) => {
-                            reconnect.broke(Status::unavailable("the watch ended"))?;
-                            break;
-                        }
-                        Err(status) => {
-                            reconnect.broke(status)?;
-                            break;
-                        }
-                    }
+                if let Some(pb::watch_response::Event::Job(job)) = changes.next().await?.event
+                    && is_finished(&job)
+                {
+                    return Ok(Some(job));
                 }
             }
         };

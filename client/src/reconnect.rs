@@ -1,6 +1,6 @@
 //! Resuming streams (Follow, Watch) after the connection or the server went away.
 
-use crate::ClientError;
+use crate::{Client, ClientError, pb};
 
 /// Resuming a stream that broke: a pause between tries, and a limit on how long to
 /// try without getting anywhere.
@@ -45,5 +45,58 @@ impl Reconnect {
             }
         }
         Ok(())
+    }
+}
+
+/// A Watch that resumes at its last position after a dropped connection or a
+/// server restart (see `Client::watching`).
+pub struct Watching {
+    client: Client,
+    request: pb::WatchRequest,
+    changes: Option<tonic::Streaming<pb::WatchResponse>>,
+    reconnect: Reconnect,
+}
+
+impl Watching {
+    pub(crate) fn new(client: Client, request: pb::WatchRequest) -> Watching {
+        Watching {
+            client,
+            request,
+            changes: None,
+            reconnect: Reconnect::default(),
+        }
+    }
+
+    /// The next message, reconnecting as often as it takes; an error once the
+    /// stream cannot be resumed (see `Reconnect`) or the server refuses it.
+    pub async fn next(&mut self) -> Result<pb::WatchResponse, ClientError> {
+        loop {
+            let changes = match &mut self.changes {
+                Some(changes) => changes,
+                None => {
+                    self.reconnect.pause().await?;
+                    match self.client.watch(self.request.clone()).await {
+                        Ok(changes) => self.changes.insert(changes),
+                        Err(ClientError::Status(status)) => {
+                            self.reconnect.broke(status)?;
+                            continue;
+                        }
+                        Err(err) => return Err(err),
+                    }
+                }
+            };
+            let broke = match changes.message().await {
+                Ok(Some(change)) => {
+                    self.request.since_position = change.position;
+                    self.reconnect.progress();
+                    return Ok(change);
+                }
+                // The server is going away: reconnect as after a break.
+                Ok(None) => tonic::Status::unavailable("the watch ended"),
+                Err(status) => status,
+            };
+            self.changes = None;
+            self.reconnect.broke(broke)?;
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use super::{Output, start::parse_label};
 use crate::{
-    Client, ClientError, Reconnect,
+    Client, ClientError,
     json::{JobList, JobView},
     names, pb,
 };
@@ -65,50 +65,21 @@ async fn watch(client: &mut Client, args: Args, out: Output) -> Result<ExitCode,
     if !out.json {
         print_header();
     }
-    let mut position = 0;
-    let mut reconnect = Reconnect::default();
+    let mut changes = client.watching(pb::WatchRequest {
+        states: args.state.into_iter().map(Into::into).collect(),
+        labels: args.labels.into_iter().collect(),
+        ..Default::default()
+    });
     loop {
-        reconnect.pause().await?;
-        let request = pb::WatchRequest {
-            states: args.state.into_iter().map(Into::into).collect(),
-            labels: args.labels.iter().cloned().collect(),
-            job_ids: Vec::new(),
-            since_position: position,
-        };
-        let mut changes = match client.watch(request).await {
-            Ok(changes) => changes,
-            Err(ClientError::Status(status)) => {
-                reconnect.broke(status)?;
-                continue;
+        match changes.next().await?.event {
+            Some(pb::watch_response::Event::Job(job)) if out.json => {
+                println!("{}", serde_json::to_string(&JobView::from(&job)).unwrap());
             }
-            Err(err) => return Err(err),
-        };
-        loop {
-            match changes.message().await {
-                Ok(Some(change)) => {
-                    position = change.position;
-                    reconnect.progress();
-                    match change.event {
-                        Some(pb::watch_response::Event::Job(job)) if out.json => {
-                            println!("{}", serde_json::to_string(&JobView::from(&job)).unwrap());
-                        }
-                        Some(pb::watch_response::Event::Job(job)) => print_row(&job),
-                        Some(pb::watch_response::Event::CaughtUp(_)) if !out.json => {
-                            eprintln!("-- watching for changes (Ctrl-C to stop)");
-                        }
-                        _ => {}
-                    }
-                }
-                // The server is going away: reconnect as after a break.
-                Ok(None) => {
-                    reconnect.broke(tonic::Status::unavailable("the watch ended"))?;
-                    break;
-                }
-                Err(status) => {
-                    reconnect.broke(status)?;
-                    break;
-                }
+            Some(pb::watch_response::Event::Job(job)) => print_row(&job),
+            Some(pb::watch_response::Event::CaughtUp(_)) if !out.json => {
+                eprintln!("-- watching for changes (Ctrl-C to stop)");
             }
+            _ => {}
         }
     }
 }
