@@ -652,6 +652,19 @@ async fn bench_bridge(server: &TestServer, job_id: &str, scale: &Scale, table: &
     );
 }
 
+/// Runs a timing script of another language (a fixture), which prints its samples
+/// in nanoseconds as one JSON list.
+fn timed_samples(name: &str, command: &mut Command) -> Vec<Duration> {
+    let output = command.output().expect("the script runs");
+    assert!(
+        output.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let nanos: Vec<u64> = serde_json::from_slice(&output.stdout).expect("samples");
+    nanos.into_iter().map(Duration::from_nanos).collect()
+}
+
 /// Poll (tail 100) through each client we ship, in one run: Rust, Python, Node.
 async fn bench_clients(server: &TestServer, job_id: &str, scale: &Scale, table: &mut Table) {
     let mut client = server.client().await;
@@ -681,17 +694,7 @@ async fn bench_clients(server: &TestServer, job_id: &str, scale: &Scale, table: 
         runs.push(("the TypeScript client (Node)", command));
     }
     for (name, mut command) in runs {
-        let output = command
-            .args([&server.endpoint(), job_id, &count])
-            .output()
-            .expect("the client's benchmark runs");
-        assert!(
-            output.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let nanos: Vec<u64> = serde_json::from_slice(&output.stdout).expect("samples");
-        let samples: Vec<Duration> = nanos.into_iter().map(Duration::from_nanos).collect();
+        let samples = timed_samples(name, command.args([&server.endpoint(), job_id, &count]));
         let (p50, _) = percentiles(samples.clone());
         table.add(
             format!("the same through {name}"),
@@ -824,18 +827,7 @@ async fn bench_validation(server: &TestServer, job_id: &str, scale: &Scale, tabl
         runs.push(("TypeScript MCP SDK", command));
     }
     for (name, mut command) in runs {
-        let output = command
-            .arg(&case)
-            .arg(&count)
-            .output()
-            .expect("the check runs");
-        assert!(
-            output.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let nanos: Vec<u64> = serde_json::from_slice(&output.stdout).expect("samples");
-        let samples: Vec<Duration> = nanos.into_iter().map(Duration::from_nanos).collect();
+        let samples = timed_samples(name, command.arg(&case).arg(&count));
         table.add(
             format!("output-schema check of a codex_poll result (100 lines), {name}"),
             show_p50_p99(samples),
