@@ -67,16 +67,12 @@ impl Drop for MockApi {
     }
 }
 
-/// A test server whose jobs run the real Codex against the mock, with what it needs
-/// kept alive; `None` where the real Codex cannot be had (outside CI).
-async fn real_codex_server() -> Option<(TestServer, MockApi, tempfile::TempDir)> {
-    let codex = real_codex()?;
-    let scratch = tempfile::tempdir().unwrap();
-    let mock = MockApi::start(scratch.path()).await;
-    let codex_home = scratch.path().join("codex-home");
-    std::fs::create_dir_all(&codex_home).unwrap();
+/// A `CODEX_HOME` whose config points Codex at the mock, plus `extra` TOML.
+fn codex_home(dir: &Path, mock: &MockApi, extra: &str) -> PathBuf {
+    let home = dir.join("codex-home");
+    std::fs::create_dir_all(&home).unwrap();
     std::fs::write(
-        codex_home.join("config.toml"),
+        home.join("config.toml"),
         format!(
             r#"model = "gpt-5.5"
 model_provider = "mock"
@@ -95,11 +91,21 @@ unbounded_connection_retries = false
 
 [analytics]
 enabled = false
-"#,
+{extra}"#,
             port = mock.port
         ),
     )
     .unwrap();
+    home
+}
+
+/// A test server whose jobs run the real Codex against the mock, with what it needs
+/// kept alive; `None` where the real Codex cannot be had (outside CI).
+async fn real_codex_server() -> Option<(TestServer, MockApi, tempfile::TempDir)> {
+    let codex = real_codex()?;
+    let scratch = tempfile::tempdir().unwrap();
+    let mock = MockApi::start(scratch.path()).await;
+    let codex_home = codex_home(scratch.path(), &mock, "");
     let server = TestServer::with(
         ServerOptions {
             codex_bin: codex,
@@ -202,4 +208,92 @@ async fn a_resumed_job_keeps_to_its_own_sandbox() {
             );
         }
     }
+}
+
+/// The real Codex as an agent on the other side: an `[mcp_servers]` entry runs our
+/// bridge, and the mock model has it look the tools up (Codex defers MCP tools
+/// behind its `tool_search`), call `codex_start`, then `codex_wait` on that job.
+#[tokio::test]
+async fn the_real_codex_cli_starts_and_waits_for_a_job_through_the_bridge() {
+    let Some(codex) = real_codex() else {
+        return;
+    };
+    let server = TestServer::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let mock = MockApi::start(scratch.path()).await;
+    // `codex exec` never asks for approval, so the entry approves its tools up front.
+    let home = codex_home(
+        scratch.path(),
+        &mock,
+        &format!(
+            r#"
+[mcp_servers.codex_jobs]
+command = "{bridge}"
+args = ["--endpoint", "{endpoint}"]
+default_tools_approval_mode = "approve"
+"#,
+            bridge = support::bin("codex-jobs-mcp").display(),
+            endpoint = server.endpoint(),
+        ),
+    );
+    let work = server.work_dir();
+    let prompt = format!(
+        "MCP: codex_start {{\"prompt\": \"say started by codex\", \"cwd\": \"{}\"}}\n\
+         MCP: codex_wait {{\"job_id\": \"{{{{job_id}}}}\", \"timeout_seconds\": 30}}",
+        work.display()
+    );
+    let run = tokio::process::Command::new(&codex)
+        .args(["exec", "--json", "--skip-git-repo-check", "-C"])
+        .arg(&work)
+        .arg(&prompt)
+        .env("CODEX_HOME", &home)
+        .env(support::TEST_MARK, scratch.path())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("codex exec ends within two minutes")
+        .unwrap();
+    let events = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{events}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Each tool call as Codex reports it: done, with our structured result.
+    let result_of = |tool: &str| -> serde_json::Value {
+        events
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|event| {
+                event["type"] == "item.completed"
+                    && event["item"]["type"] == "mcp_tool_call"
+                    && event["item"]["tool"] == tool
+            })
+            .map(|event| {
+                assert_eq!(event["item"]["server"], "codex_jobs");
+                assert_eq!(event["item"]["status"], "completed", "{event}");
+                event["item"]["result"]["structured_content"].clone()
+            })
+            .unwrap_or_else(|| panic!("no {tool} call in\n{events}"))
+    };
+    let started = result_of("codex_start");
+    let job_id = started["job_id"].as_str().expect("a job id").to_string();
+    let waited = result_of("codex_wait");
+    assert_eq!(waited["job_id"], job_id.as_str());
+    assert_eq!(waited["state"], "succeeded", "{waited}");
+    assert_eq!(waited["final_message"], "started by codex");
+
+    // The job is ours: on the server, with the prompt Codex sent.
+    let (job, _) = server.wait_finished(&job_id).await;
+    assert_eq!(job.state(), pb::JobState::Succeeded);
+    assert_eq!(job.spec.unwrap().prompt, "say started by codex");
+    // And Codex found our tools through its own search, not a list we handed it.
+    assert!(
+        mock.requests().contains("\"tool_search_output\""),
+        "{}",
+        mock.requests()
+    );
 }
