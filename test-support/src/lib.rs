@@ -682,10 +682,12 @@ pub struct McpStdio {
     input: std::process::ChildStdin,
     output: std::io::BufReader<std::process::ChildStdout>,
     next_id: u64,
+    /// What every request carries in `_meta` on the stateless protocol.
+    meta: Option<serde_json::Value>,
 }
 
 impl McpStdio {
-    pub fn start(args: &[String]) -> McpStdio {
+    fn spawn(args: &[String]) -> McpStdio {
         let mut bridge = Command::new(bin("codex-jobs-mcp"))
             .args(args)
             .stdin(Stdio::piped())
@@ -693,12 +695,29 @@ impl McpStdio {
             .stderr(Stdio::null())
             .spawn()
             .expect("the bridge starts");
-        let mut session = McpStdio {
+        McpStdio {
             input: bridge.stdin.take().unwrap(),
             output: std::io::BufReader::new(bridge.stdout.take().unwrap()),
             bridge,
             next_id: 0,
-        };
+            meta: None,
+        }
+    }
+
+    /// A session on the stateless protocol (2026-07-28): no `initialize`; each
+    /// request names the protocol version and the client's `capabilities`.
+    pub fn start_stateless(args: &[String], capabilities: serde_json::Value) -> McpStdio {
+        let mut session = McpStdio::spawn(args);
+        session.meta = Some(serde_json::json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": capabilities,
+        }));
+        session
+    }
+
+    pub fn start(args: &[String]) -> McpStdio {
+        let mut session = McpStdio::spawn(args);
         session.request(
             "initialize",
             serde_json::json!({"protocolVersion": "2025-06-18", "capabilities": {},
@@ -728,7 +747,10 @@ impl McpStdio {
     }
 
     /// Sends a request and returns its answer.
-    pub fn request(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+    pub fn request(&mut self, method: &str, mut params: serde_json::Value) -> serde_json::Value {
+        if let Some(meta) = &self.meta {
+            params["_meta"] = meta.clone();
+        }
         self.next_id += 1;
         let id = self.next_id;
         self.send_line(

@@ -6,14 +6,16 @@ mod list;
 mod poll;
 mod reply;
 mod start;
+mod task;
 mod wait;
 
 use codex_jobs_client::{Client, ClientError, json::JobView, pb};
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
-    handler::server::router::tool::ToolRouter,
+    handler::server::{router::tool::ToolRouter, tool::ToolCallContext},
     model::{
-        CustomRequest, CustomResult, ErrorCode, Implementation, ServerCapabilities, ServerConfig,
+        CallToolRequestParams, CallToolResponse, CancelTaskParams, CustomRequest, CustomResult,
+        ErrorCode, GetTaskParams, GetTaskResult, Implementation, ServerCapabilities, ServerConfig,
     },
     service::RequestContext,
     tool_handler,
@@ -81,6 +83,15 @@ impl Bridge {
         F: Fn(Client) -> Fut,
         Fut: Future<Output = Result<T, ClientError>>,
     {
+        self.try_rpc(call).await.map_err(describe)
+    }
+
+    /// `rpc`, with the error as the client reported it.
+    async fn try_rpc<T, F, Fut>(&self, call: F) -> Result<T, ClientError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
         let first = match self.client().await {
             Ok(client) => call(client).await,
             Err(err) => Err(err),
@@ -88,10 +99,9 @@ impl Bridge {
         match first {
             Err(err) if is_connection_error(&err) => {
                 *self.client.lock().await = None;
-                let client = self.client().await.map_err(describe)?;
-                call(client).await.map_err(describe)
+                call(self.client().await?).await
             }
-            result => result.map_err(describe),
+            result => result,
         }
     }
 }
@@ -228,12 +238,53 @@ fn describe(err: ClientError) -> String {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Bridge {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new(
-                "codex-jobs-mcp",
-                env!("CARGO_PKG_VERSION"),
-            ))
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tasks()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            "codex-jobs-mcp",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(INSTRUCTIONS)
+    }
+
+    /// The tools, with a job-starting call answered by a task for a client that
+    /// takes tasks (see `task`).
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let as_task =
+            task::TASK_TOOLS.contains(&request.name.as_ref()) && task::takes_tasks(&context);
+        let response = self
+            .tool_router
+            .call(ToolCallContext::new(self, request, context))
+            .await?;
+        if as_task {
+            self.answer_with_task(response).await
+        } else {
+            Ok(response)
+        }
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        Ok(GetTaskResult::new(self.task(&request.task_id).await?))
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.cancel_job_of_task(&request.task_id).await
     }
 
     /// Answers a request that was too large to take (see `stdin`), by its id.
