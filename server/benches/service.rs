@@ -913,7 +913,7 @@ async fn bench_many_running(scale: &Scale, table: &mut Table) {
 /// Fills a state dir with finished jobs, the way a server that ran them leaves it.
 fn fill_store(state_dir: &Path, count: usize) {
     std::fs::create_dir_all(state_dir.join("jobs")).unwrap();
-    let store = Store::open(&state_dir.join("jobs.db")).unwrap();
+    let store = Store::sqlite(&state_dir.join("jobs.db")).unwrap();
     for index in 0..count {
         let spec = JobSpec {
             prompt: format!("job {index}: make the tests pass"),

@@ -24,6 +24,17 @@ pub struct ServerArgs {
     #[arg(long, env = "CODEX_JOBS_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 
+    /// Keep the jobs in this PostgreSQL database (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`,
+    /// `?sslmode=require` for TLS) instead of the SQLite file in the state dir. Its
+    /// schema is created or brought up to date at start
+    #[arg(
+        long,
+        env = "CODEX_JOBS_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
     /// Where to listen, repeatable: `unix:PATH` or `HOST:PORT` [default:
     /// unix:<state dir>/codex-jobs.sock, which the CLI and the MCP bridge use when given
     /// no endpoint]. Non-loopback addresses need TLS (--tls-cert, --tls-key) and a

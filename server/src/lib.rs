@@ -187,6 +187,7 @@ fn manager_config(args: &ServerArgs, state_dir: PathBuf) -> anyhow::Result<Manag
     };
     Ok(ManagerConfig {
         state_dir,
+        database_url: args.database_url.clone(),
         max_running: args.max_running as usize,
         max_queued: args.max_queued as usize,
         default_timeout: Duration::from_secs(args.default_timeout),

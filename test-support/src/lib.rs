@@ -6,6 +6,8 @@
 //! into: `cargo test --workspace` (the README's test command) builds every one of
 //! them first.
 
+pub mod postgres;
+
 use std::{
     collections::HashMap,
     future::Future,
@@ -351,7 +353,13 @@ impl TestServer {
             .append(true)
             .open(self.dir.path().join("server.log"))
             .unwrap();
-        let child = Command::new(bin("codex-jobs-server"))
+        let mut command = Command::new(bin("codex-jobs-server"));
+        if postgres::switched_on() && !self.options.args.iter().any(|arg| arg == "--database-url") {
+            command
+                .arg("--database-url")
+                .arg(postgres::database_for(&self.state_dir()));
+        }
+        let child = command
             .arg("--state-dir")
             .arg(self.state_dir())
             .arg("--listen")

@@ -52,8 +52,10 @@ const FINISHED_JOBS_BUDGET: usize = 8 * 1024 * 1024;
 /// The host's policy and limits.
 #[derive(Clone, Debug)]
 pub struct ManagerConfig {
-    /// Where the database and the job directories live.
+    /// Where the job directories live, and the SQLite database if no other is given.
     pub state_dir: PathBuf,
+    /// A PostgreSQL database (`postgres://...`) to keep the jobs in instead.
+    pub database_url: Option<String>,
     /// Jobs running at once; more wait in a FIFO queue.
     pub max_running: usize,
     /// Jobs waiting at once; Start beyond it is refused.
@@ -133,7 +135,10 @@ impl JobManager {
     ) -> anyhow::Result<Arc<JobManager>> {
         let jobs_dir = config.state_dir.join("jobs");
         std::fs::create_dir_all(&jobs_dir)?;
-        let store = Store::open(&config.state_dir.join("jobs.db"))?;
+        let store = match &config.database_url {
+            Some(url) => Store::postgres(url)?,
+            None => Store::sqlite(&config.state_dir.join("jobs.db"))?,
+        };
         let manager = Arc::new(JobManager {
             config,
             store,

@@ -34,7 +34,7 @@ impl LeftState {
     }
 
     fn store(&self) -> Store {
-        Store::open(&self.dir.path().join("jobs.db")).unwrap()
+        Store::sqlite(&self.dir.path().join("jobs.db")).unwrap()
     }
 
     /// A job the store holds as queued.
@@ -84,6 +84,7 @@ impl LeftState {
     async fn open_queueing(&self, max_queued: usize) -> Arc<JobManager> {
         JobManager::open(ManagerConfig {
             state_dir: self.dir.path().into(),
+            database_url: None,
             max_running: 0,
             max_queued,
             default_timeout: Duration::from_secs(60),

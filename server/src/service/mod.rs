@@ -47,6 +47,7 @@ fn status(err: &Error) -> Status {
         Error::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
             Status::resource_exhausted(format!("the server's disk is full: {io}"))
         }
+        Error::Store(store) if store.is_unavailable() => Status::unavailable(store.to_string()),
         Error::Store(store) if store.is_disk_full() => {
             Status::resource_exhausted(format!("the server's disk is full: {store}"))
         }

@@ -1,0 +1,100 @@
+//! The schema, as numbered migrations for each backend: a database records the
+//! version it is at, a server applies what it lacks when it opens it, and refuses
+//! one newer than it knows (a newer server wrote to it, and this one could lose what
+//! that one keeps).
+
+use super::StoreError;
+
+/// SQLite: the version is the database's `user_version`. The first migration also
+/// brings up a database from before versions (columns added since, each with its
+/// default; see `sqlite::add_missing_columns`).
+pub const SQLITE: &[&str] = &["
+CREATE TABLE IF NOT EXISTS jobs (
+    id               TEXT PRIMARY KEY,   -- UUID v7: sorts by creation time
+    state            TEXT NOT NULL,
+    request_id       TEXT UNIQUE,
+    created_at       INTEGER NOT NULL,
+    started_at       INTEGER,
+    finished_at      INTEGER,
+    prompt           TEXT NOT NULL,
+    cwd              TEXT NOT NULL,
+    model            TEXT NOT NULL,
+    sandbox          TEXT NOT NULL,
+    timeout_ms       INTEGER,
+    resume_thread_id TEXT NOT NULL,
+    labels           TEXT NOT NULL,      -- JSON object, as given
+    failure_reason   TEXT,
+    error            TEXT NOT NULL DEFAULT '',
+    exit_code        INTEGER,
+    signal           INTEGER,
+    thread_id        TEXT NOT NULL DEFAULT '',
+    final_message    TEXT NOT NULL DEFAULT '',
+    usage            TEXT,               -- JSON TokenUsage
+    output_size      INTEGER NOT NULL DEFAULT 0,
+    runner_pid       INTEGER,            -- with runner_start_time: the runner's identity
+    runner_start_time INTEGER,
+    created_by       TEXT NOT NULL DEFAULT '',
+    output_note      TEXT NOT NULL DEFAULT '',
+    version          INTEGER NOT NULL DEFAULT 0, -- of the latest change of state (`Change`)
+    reasoning_effort TEXT NOT NULL DEFAULT ''    -- '': Codex's default
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, id);
+CREATE TABLE IF NOT EXISTS job_labels (
+    key    TEXT NOT NULL,
+    value  TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    PRIMARY KEY (key, value, job_id)
+) WITHOUT ROWID;
+"];
+
+/// PostgreSQL: the versions applied are rows of `schema_migrations`. Ids are text
+/// in the "C" collation, so that they sort by their bytes (by creation time) as in
+/// SQLite, whatever the database's own collation.
+pub const POSTGRES: &[&str] = &["
+CREATE TABLE jobs (
+    id               TEXT COLLATE \"C\" PRIMARY KEY,
+    state            TEXT NOT NULL,
+    request_id       TEXT UNIQUE,
+    created_at       BIGINT NOT NULL,
+    started_at       BIGINT,
+    finished_at      BIGINT,
+    prompt           TEXT NOT NULL,
+    cwd              TEXT NOT NULL,
+    model            TEXT NOT NULL,
+    sandbox          TEXT NOT NULL,
+    timeout_ms       BIGINT,
+    resume_thread_id TEXT NOT NULL,
+    labels           TEXT NOT NULL,
+    failure_reason   TEXT,
+    error            TEXT NOT NULL DEFAULT '',
+    exit_code        INTEGER,
+    signal           INTEGER,
+    thread_id        TEXT NOT NULL DEFAULT '',
+    final_message    TEXT NOT NULL DEFAULT '',
+    usage            TEXT,
+    output_size      BIGINT NOT NULL DEFAULT 0,
+    runner_pid       BIGINT,
+    runner_start_time BIGINT,
+    created_by       TEXT NOT NULL DEFAULT '',
+    output_note      TEXT NOT NULL DEFAULT '',
+    version          BIGINT NOT NULL DEFAULT 0,
+    reasoning_effort TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX jobs_by_state ON jobs (state, id);
+CREATE INDEX jobs_by_version ON jobs (version);
+CREATE TABLE job_labels (
+    key    TEXT NOT NULL,
+    value  TEXT NOT NULL,
+    job_id TEXT COLLATE \"C\" NOT NULL,
+    PRIMARY KEY (key, value, job_id)
+);
+"];
+
+/// The refusal of a database a newer server has migrated.
+pub fn too_new(database: &str, found: i64, known: usize) -> StoreError {
+    StoreError::Schema(format!(
+        "the job store {database} has schema version {found}, but this codex-jobs-server \
+         knows versions up to {known} only: a newer server has used it. Run that version \
+         (or a later one) against it; this one could lose what the newer one keeps"
+    ))
+}

@@ -1,0 +1,350 @@
+//! The job store: job metadata in a database, behind one interface, so that the
+//! same server keeps its jobs in an embedded SQLite file (the default: nothing to
+//! install or start) or in a PostgreSQL database that operators already run and
+//! back up. These modules are the only ones that speak SQL.
+//!
+//! Output stays in the jobs' own files; the store keeps their size.
+//!
+//! Every change of a job's state gets the next `version` in the same transaction and
+//! is announced on `changes()` in that order, after it is stored: a Watch replays
+//! what changed after a version from the table, then follows the announcements.
+//!
+//! The interface blocks: the manager calls it from tokio's blocking threads only,
+//! as it does the job files.
+
+mod migrations;
+mod postgres;
+mod query;
+mod sqlite;
+
+use std::{path::Path, sync::Mutex};
+
+use tokio::sync::broadcast;
+
+use crate::job::{
+    FailureReason, Job, JobId, JobSpec, JobState, ListFilter, Millis, Outcome, Page,
+    ProcessIdentity, ReasoningEffort, TokenUsage, WatchFilter,
+};
+
+/// A failure of the database, or of reaching it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("job store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("job database {database}: {error}")]
+    Postgres {
+        database: String,
+        error: tokio_postgres::Error,
+    },
+    /// The database cannot be reached now; the server keeps trying.
+    #[error("the job database {database} is unavailable: {reason}")]
+    Unavailable { database: String, reason: String },
+    /// A column holds what this server cannot read.
+    #[error("job store: the column {column} holds {value:?}, which this server cannot read")]
+    BadColumn { column: String, value: String },
+    #[error("{0}")]
+    Schema(String),
+}
+
+impl StoreError {
+    /// The database could not grow: the disk (or its quota) is full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => {
+                failure.code == rusqlite::ErrorCode::DiskFull
+            }
+            StoreError::Postgres { error, .. } => {
+                error.code() == Some(&tokio_postgres::error::SqlState::DISK_FULL)
+            }
+            _ => false,
+        }
+    }
+
+    /// The database is out of reach for now (and may come back).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A job's state changed: stored as `version`, one more than any before it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Change {
+    pub version: u64,
+    pub id: JobId,
+}
+
+/// Announcements a Watch may fall behind by before it replays from the table.
+const CHANGES_BUFFERED: usize = 1024;
+
+/// What `insert` did.
+pub enum Inserted {
+    /// Stored as this version.
+    New(u64),
+    /// The request id belongs to this job already: nothing stored.
+    Existing(Box<Job>),
+}
+
+/// One database, as the store uses it. Each change of state returns the version
+/// it was stored as, or `None` if it changed nothing.
+trait Backend: Send + Sync {
+    fn insert(&self, job: &Job, request_ids_since: Millis) -> Result<Inserted>;
+    fn set_running(&self, id: JobId, started_at: Millis) -> Result<Option<u64>>;
+    fn finish(&self, job: &Job) -> Result<Option<u64>>;
+    fn find_request(&self, request_id: &str, since: Millis) -> Result<Option<Job>>;
+    fn set_runner(&self, id: JobId, runner: ProcessIdentity) -> Result<()>;
+    fn runner(&self, id: JobId) -> Result<Option<ProcessIdentity>>;
+    fn get(&self, id: JobId) -> Result<Option<Job>>;
+    fn get_versioned(&self, id: JobId) -> Result<Option<(Job, u64)>>;
+    fn unfinished(&self) -> Result<Vec<Job>>;
+    fn changed_since(&self, query: &query::Query) -> Result<(Vec<(Job, u64)>, u64)>;
+    fn list(&self, query: &query::Query) -> Result<Vec<Job>>;
+}
+
+pub struct Store {
+    backend: Box<dyn Backend>,
+    changes: broadcast::Sender<Change>,
+    /// Held from a change's transaction to its announcement, so announcements go
+    /// out in version order.
+    writing: Mutex<()>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path`.
+    pub fn sqlite(path: &Path) -> Result<Store> {
+        Ok(Store::with(Box::new(sqlite::Sqlite::open(path)?)))
+    }
+
+    /// Connects to the PostgreSQL database at `url` (`postgres://...`), bringing its
+    /// schema up to date. Must be called within a tokio runtime, off its workers.
+    pub fn postgres(url: &str) -> Result<Store> {
+        Ok(Store::with(Box::new(postgres::Postgres::connect(url)?)))
+    }
+
+    fn with(backend: Box<dyn Backend>) -> Store {
+        Store {
+            backend,
+            changes: broadcast::channel(CHANGES_BUFFERED).0,
+            writing: Mutex::new(()),
+        }
+    }
+
+    /// The changes of job states from now on, in version order.
+    pub fn changes(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// Runs one change of state and announces it once it is stored.
+    fn change(&self, id: JobId, change: impl FnOnce() -> Result<Option<u64>>) -> Result<()> {
+        let _in_order = self
+            .writing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(version) = change()? {
+            // No receiver is no error: nobody watches.
+            let _ = self.changes.send(Change { version, id });
+        }
+        Ok(())
+    }
+
+    /// Stores a new job. If `job.request_id` was used by a job created at or after
+    /// `request_ids_since`, stores nothing and returns that job instead.
+    pub fn insert(&self, job: &Job, request_ids_since: Millis) -> Result<Option<Job>> {
+        let mut existing = None;
+        self.change(job.id, || {
+            Ok(match self.backend.insert(job, request_ids_since)? {
+                Inserted::New(version) => Some(version),
+                Inserted::Existing(job) => {
+                    existing = Some(*job);
+                    None
+                }
+            })
+        })?;
+        Ok(existing)
+    }
+
+    /// Records that a job's runner has started.
+    pub fn set_running(&self, id: JobId, started_at: Millis) -> Result<()> {
+        self.change(id, || self.backend.set_running(id, started_at))
+    }
+
+    /// Records a job's terminal state and everything its run produced.
+    pub fn finish(&self, job: &Job) -> Result<()> {
+        self.change(job.id, || self.backend.finish(job))
+    }
+
+    /// The job created with `request_id` at or after `since`, if any.
+    pub fn find_request(&self, request_id: &str, since: Millis) -> Result<Option<Job>> {
+        self.backend.find_request(request_id, since)
+    }
+
+    /// Records which process runs a job, so that a restarted server can find it even
+    /// before the runner has written anything.
+    pub fn set_runner(&self, id: JobId, runner: ProcessIdentity) -> Result<()> {
+        self.backend.set_runner(id, runner)
+    }
+
+    /// The runner recorded by `set_runner`.
+    pub fn runner(&self, id: JobId) -> Result<Option<ProcessIdentity>> {
+        self.backend.runner(id)
+    }
+
+    pub fn get(&self, id: JobId) -> Result<Option<Job>> {
+        self.backend.get(id)
+    }
+
+    /// Jobs that were queued or running, oldest first: what a restarted server
+    /// takes over.
+    pub fn unfinished(&self) -> Result<Vec<Job>> {
+        self.backend.unfinished()
+    }
+
+    /// A job with the version of its latest change.
+    pub fn get_versioned(&self, id: JobId) -> Result<Option<(Job, u64)>> {
+        self.backend.get_versioned(id)
+    }
+
+    /// The jobs that match `filter` whose latest change is after version `since`,
+    /// oldest change first, at most `limit` of them; and the latest version of all,
+    /// read in the same transaction. `initial`: these are the jobs a Watch starts
+    /// with, so `filter.states` applies; else a change counts whatever state it led to.
+    pub fn changed_since(
+        &self,
+        since: u64,
+        filter: &WatchFilter,
+        initial: bool,
+        limit: usize,
+    ) -> Result<(Vec<(Job, u64)>, u64)> {
+        let query = query::changed_since(since, filter, initial, limit);
+        self.backend.changed_since(&query)
+    }
+
+    /// One page of jobs, newest first.
+    pub fn list(&self, filter: &ListFilter) -> Result<Page> {
+        let mut jobs = self.backend.list(&query::list(filter))?;
+        let next = if jobs.len() > filter.limit {
+            jobs.truncate(filter.limit);
+            jobs.last().map(|job| job.id)
+        } else {
+            None
+        };
+        Ok(Page { jobs, next })
+    }
+}
+
+/// A job as its row holds it, read by either backend and made a `Job` in one place.
+struct JobRow {
+    id: String,
+    state: String,
+    request_id: Option<String>,
+    created_at: i64,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    prompt: String,
+    cwd: String,
+    model: String,
+    sandbox: String,
+    timeout_ms: Option<i64>,
+    resume_thread_id: String,
+    labels: String,
+    failure_reason: Option<String>,
+    error: String,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    thread_id: String,
+    final_message: String,
+    usage: Option<String>,
+    output_size: i64,
+    created_by: String,
+    output_note: String,
+    reasoning_effort: String,
+}
+
+/// The columns a `JobRow` is read from, in its order.
+const JOB_COLUMNS: &str = "id, state, request_id, created_at, started_at, finished_at, prompt, \
+    cwd, model, sandbox, timeout_ms, resume_thread_id, labels, failure_reason, error, exit_code, \
+    signal, thread_id, final_message, usage, output_size, created_by, output_note, \
+    reasoning_effort";
+
+/// A value read from `column` that this server cannot make sense of.
+fn bad_column(column: &str, value: &str) -> StoreError {
+    StoreError::BadColumn {
+        column: column.into(),
+        value: value.into(),
+    }
+}
+
+/// Parses a column that holds one of `parse`'s names.
+fn named<T>(column: &str, text: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
+    parse(text).ok_or_else(|| bad_column(column, text))
+}
+
+impl JobRow {
+    fn into_job(self) -> Result<Job> {
+        let failure_reason = self
+            .failure_reason
+            .as_deref()
+            .map(|text| named("failure_reason", text, FailureReason::from_name))
+            .transpose()?;
+        let reasoning_effort = match self.reasoning_effort.as_str() {
+            "" => None,
+            text => Some(named("reasoning_effort", text, ReasoningEffort::from_name)?),
+        };
+        let usage = self
+            .usage
+            .map(|text| {
+                serde_json::from_str::<TokenUsage>(&text).map_err(|_| bad_column("usage", &text))
+            })
+            .transpose()?;
+        Ok(Job {
+            id: self.id.parse().map_err(|_| bad_column("id", &self.id))?,
+            spec: JobSpec {
+                prompt: self.prompt,
+                cwd: self.cwd.into(),
+                model: self.model,
+                sandbox: self
+                    .sandbox
+                    .parse()
+                    .map_err(|_| bad_column("sandbox", &self.sandbox))?,
+                timeout: self
+                    .timeout_ms
+                    .map(|ms| std::time::Duration::from_millis(ms as u64)),
+                labels: serde_json::from_str(&self.labels)
+                    .map_err(|_| bad_column("labels", &self.labels))?,
+                resume_thread_id: self.resume_thread_id,
+                reasoning_effort,
+            },
+            request_id: self.request_id,
+            state: named("state", &self.state, JobState::from_name)?,
+            outcome: Outcome {
+                failure_reason,
+                error: self.error,
+                exit_code: self.exit_code,
+                signal: self.signal,
+                output_note: self.output_note,
+            },
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            thread_id: self.thread_id,
+            final_message: self.final_message,
+            usage,
+            output_size: self.output_size as u64,
+            created_by: self.created_by,
+        })
+    }
+}
+
+/// How a job's spec and outcome are written: the same text in both backends.
+fn labels_text(job: &Job) -> String {
+    serde_json::to_string(&job.spec.labels).expect("labels serialize")
+}
+
+fn usage_text(job: &Job) -> Option<String> {
+    job.usage
+        .map(|usage| serde_json::to_string(&usage).expect("usage serializes"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,486 @@
+//! The job store in a PostgreSQL database (`--database-url postgres://...`), for
+//! operators who run, back up and watch one already, and for several job hosts on
+//! one queue.
+//!
+//! A pool of connections: one the database dropped (a restart, a network cut) is
+//! replaced on next use, and until the database answers again every call fails as
+//! `Unavailable`, naming it. Changes of state serialize on a transaction-scoped
+//! advisory lock, so versions are handed out one after another in commit order even
+//! with several servers on one database.
+
+use std::{sync::Arc, time::Duration};
+
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Transaction,
+};
+use tokio_postgres::{Config, Row, error::SqlState, types::ToSql};
+
+use super::{
+    Backend, Inserted, JOB_COLUMNS, JobRow, Result, StoreError, labels_text, migrations,
+    query::{self, Arg, Query},
+    usage_text,
+};
+use crate::job::{FailureReason, Job, JobId, Millis, ProcessIdentity, ReasoningEffort};
+
+/// Connections kept at most: calls beyond wait for one.
+const POOL_SIZE: usize = 16;
+
+/// How long a call waits to connect or for a free connection before it reports the
+/// database unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The advisory locks the store takes (keys of its own, in `pg_advisory_xact_lock`).
+const CHANGE_LOCK: i64 = 0x636f_6465_785f_6a01;
+const MIGRATION_LOCK: i64 = 0x636f_6465_785f_6a02;
+
+pub struct Postgres {
+    pool: Pool,
+    runtime: tokio::runtime::Handle,
+    /// The database as messages name it: user, host, port and name, no password.
+    name: String,
+}
+
+impl Postgres {
+    /// Connects to the database at `url` and brings its schema up to date.
+    pub fn connect(url: &str) -> Result<Postgres> {
+        let mut config: Config = url.parse().map_err(|err| {
+            StoreError::Schema(format!(
+                "--database-url is not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE): {err}"
+            ))
+        })?;
+        config.connect_timeout(CONNECT_TIMEOUT);
+        config.application_name("codex-jobs-server");
+        let name = describe(&config);
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres_rustls::MakeRustlsConnect::new(tls_config()?),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .expect("a pool with a runtime and timeouts builds");
+        let store = Postgres {
+            pool,
+            runtime: tokio::runtime::Handle::current(),
+            name,
+        };
+        store.run(async |client| migrate(client, &store.name).await)?;
+        Ok(store)
+    }
+
+    /// Runs `work` on a connection of the pool, blocking this (blocking) thread until
+    /// it is done; errors name the database.
+    fn run<T>(&self, work: impl AsyncFnOnce(&mut Object) -> Result<T>) -> Result<T> {
+        self.runtime.block_on(async {
+            let mut client = self
+                .pool
+                .get()
+                .await
+                .map_err(|err| StoreError::Unavailable {
+                    database: self.name.clone(),
+                    reason: err.to_string(),
+                })?;
+            work(&mut client).await.map_err(|err| self.named(err))
+        })
+    }
+
+    /// An error with the database's name; a lost connection as `Unavailable`.
+    fn named(&self, err: StoreError) -> StoreError {
+        match err {
+            StoreError::Postgres { error, .. } if is_unavailable(&error) => {
+                StoreError::Unavailable {
+                    database: self.name.clone(),
+                    reason: error.to_string(),
+                }
+            }
+            StoreError::Postgres { error, .. } => StoreError::Postgres {
+                database: self.name.clone(),
+                error,
+            },
+            other => other,
+        }
+    }
+
+    /// Runs one change of state in a transaction that holds the change lock, with
+    /// the version it gets: `update` reports the rows it changed.
+    fn change_state(
+        &self,
+        update: impl AsyncFnOnce(&Transaction<'_>, i64) -> Result<u64>,
+    ) -> Result<Option<u64>> {
+        self.run(async |client| {
+            let tx = client.transaction().await?;
+            let version = next_version(&tx).await?;
+            let changed = update(&tx, version).await? > 0;
+            tx.commit().await?;
+            Ok(changed.then_some(version as u64))
+        })
+    }
+
+    fn select(&self, sql: &str, args: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        self.run(async |client| {
+            let statement = client.prepare_cached(sql).await?;
+            Ok(client.query(&statement, args).await?)
+        })
+    }
+
+    fn jobs(&self, sql: &str, args: &[&(dyn ToSql + Sync)]) -> Result<Vec<Job>> {
+        self.select(sql, args)?
+            .iter()
+            .map(|row| job_row(row)?.into_job())
+            .collect()
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> StoreError {
+        StoreError::Postgres {
+            database: String::new(),
+            error,
+        }
+    }
+}
+
+/// Whether the error is the database going away rather than a statement failing.
+fn is_unavailable(error: &tokio_postgres::Error) -> bool {
+    match error.code() {
+        Some(code) => [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+        ]
+        .contains(code),
+        // No SQL state: the connection itself failed.
+        None => error.as_db_error().is_none(),
+    }
+}
+
+/// `user@host:port/dbname`, for messages.
+fn describe(config: &Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("");
+    let database = config.get_dbname().unwrap_or(user);
+    format!("postgres://{user}@{host}:{port}/{database}")
+}
+
+/// TLS as the URL's `sslmode` asks (`prefer` by default: TLS where the server
+/// offers it), trusting the system's root certificates.
+fn tls_config() -> Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        // A certificate rustls cannot use is one less root, not a failure.
+        let _ = roots.add(cert);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| StoreError::Schema(format!("TLS to the job database: {err}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
+
+/// Applies the migrations the database lacks, one server at a time; refuses a
+/// database that is newer than this server.
+async fn migrate(client: &mut Object, name: &str) -> Result<()> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             applied_at BIGINT NOT NULL
+         )",
+    )
+    .await?;
+    let found: i32 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::INTEGER FROM schema_migrations",
+            &[],
+        )
+        .await?
+        .get(0);
+    let known = migrations::POSTGRES.len();
+    if found as usize > known {
+        return Err(migrations::too_new(name, found.into(), known));
+    }
+    for (index, migration) in migrations::POSTGRES.iter().enumerate().skip(found as usize) {
+        tx.batch_execute(migration).await?;
+        let version = index as i32 + 1;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+            &[&version, &crate::job::now_millis()],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Takes the change lock and returns the version the change gets.
+async fn next_version(tx: &Transaction<'_>) -> Result<i64> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHANGE_LOCK])
+        .await?;
+    let row = tx
+        .query_one("SELECT COALESCE(MAX(version), 0) + 1 FROM jobs", &[])
+        .await?;
+    Ok(row.get(0))
+}
+
+impl Backend for Postgres {
+    fn insert(&self, job: &Job, request_ids_since: Millis) -> Result<Inserted> {
+        self.run(async |client| {
+            let tx = client.transaction().await?;
+            let version = next_version(&tx).await?;
+            if let Some(request_id) = &job.request_id {
+                let existing = tx
+                    .query_opt(
+                        &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE request_id = $1"),
+                        &[request_id],
+                    )
+                    .await?
+                    .map(|row| job_row(&row)?.into_job())
+                    .transpose()?;
+                match existing {
+                    Some(existing) if existing.created_at >= request_ids_since => {
+                        return Ok(Inserted::Existing(Box::new(existing)));
+                    }
+                    // Past the retention window: the id is free again.
+                    Some(_) => {
+                        tx.execute(
+                            "UPDATE jobs SET request_id = NULL WHERE request_id = $1",
+                            &[request_id],
+                        )
+                        .await?;
+                    }
+                    None => {}
+                }
+            }
+            let spec = &job.spec;
+            tx.execute(
+                "INSERT INTO jobs (id, state, request_id, created_at, prompt, cwd, model, \
+                 sandbox, timeout_ms, resume_thread_id, labels, created_by, version, \
+                 reasoning_effort) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                &[
+                    &job.id.to_string(),
+                    &job.state.name(),
+                    &job.request_id,
+                    &job.created_at,
+                    &spec.prompt,
+                    &spec.cwd.to_string_lossy().as_ref(),
+                    &spec.model,
+                    &spec.sandbox.name(),
+                    &spec.timeout.map(|t| t.as_millis() as i64),
+                    &spec.resume_thread_id,
+                    &labels_text(job),
+                    &job.created_by,
+                    &version,
+                    &spec.reasoning_effort.map_or("", ReasoningEffort::name),
+                ],
+            )
+            .await?;
+            for (key, value) in &spec.labels {
+                tx.execute(
+                    "INSERT INTO job_labels (key, value, job_id) VALUES ($1, $2, $3)",
+                    &[key, value, &job.id.to_string()],
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(Inserted::New(version as u64))
+        })
+    }
+
+    fn set_running(&self, id: JobId, started_at: Millis) -> Result<Option<u64>> {
+        self.change_state(async |tx, version| {
+            Ok(tx
+                .execute(
+                    "UPDATE jobs SET state = 'running', started_at = $2, version = $3 \
+                     WHERE id = $1 AND state = 'queued'",
+                    &[&id.to_string(), &started_at, &version],
+                )
+                .await?)
+        })
+    }
+
+    fn finish(&self, job: &Job) -> Result<Option<u64>> {
+        let outcome = &job.outcome;
+        self.change_state(async |tx, version| {
+            Ok(tx
+                .execute(
+                    "UPDATE jobs SET state = $2, started_at = $3, finished_at = $4, \
+                     failure_reason = $5, error = $6, exit_code = $7, signal = $8, \
+                     thread_id = $9, final_message = $10, usage = $11, output_size = $12, \
+                     output_note = $13, version = $14 \
+                     WHERE id = $1 AND state IN ('queued', 'running')",
+                    &[
+                        &job.id.to_string(),
+                        &job.state.name(),
+                        &job.started_at,
+                        &job.finished_at,
+                        &outcome.failure_reason.map(FailureReason::name),
+                        &outcome.error,
+                        &outcome.exit_code,
+                        &outcome.signal,
+                        &job.thread_id,
+                        &job.final_message,
+                        &usage_text(job),
+                        &(job.output_size as i64),
+                        &outcome.output_note,
+                        &version,
+                    ],
+                )
+                .await?)
+        })
+    }
+
+    fn find_request(&self, request_id: &str, since: Millis) -> Result<Option<Job>> {
+        let sql =
+            format!("SELECT {JOB_COLUMNS} FROM jobs WHERE request_id = $1 AND created_at >= $2");
+        Ok(self.jobs(&sql, &[&request_id, &since])?.pop())
+    }
+
+    fn set_runner(&self, id: JobId, runner: ProcessIdentity) -> Result<()> {
+        self.run(async |client| {
+            client
+                .execute(
+                    "UPDATE jobs SET runner_pid = $2, runner_start_time = $3 WHERE id = $1",
+                    &[
+                        &id.to_string(),
+                        &i64::from(runner.pid),
+                        &(runner.start_time as i64),
+                    ],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn runner(&self, id: JobId) -> Result<Option<ProcessIdentity>> {
+        let rows = self.select(
+            "SELECT runner_pid, runner_start_time FROM jobs WHERE id = $1",
+            &[&id.to_string()],
+        )?;
+        let identity = rows
+            .first()
+            .map(|row| (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1)));
+        Ok(match identity {
+            Some((Some(pid), Some(start_time))) => Some(ProcessIdentity {
+                pid: pid as u32,
+                start_time: start_time as u64,
+            }),
+            _ => None,
+        })
+    }
+
+    fn get(&self, id: JobId) -> Result<Option<Job>> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
+        Ok(self.jobs(&sql, &[&id.to_string()])?.pop())
+    }
+
+    fn get_versioned(&self, id: JobId) -> Result<Option<(Job, u64)>> {
+        let sql = format!("SELECT {JOB_COLUMNS}, version FROM jobs WHERE id = $1");
+        self.select(&sql, &[&id.to_string()])?
+            .first()
+            .map(versioned_job)
+            .transpose()
+    }
+
+    fn unfinished(&self) -> Result<Vec<Job>> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('queued', 'running') ORDER BY id"
+        );
+        self.jobs(&sql, &[])
+    }
+
+    fn changed_since(&self, query: &Query) -> Result<(Vec<(Job, u64)>, u64)> {
+        let sql = query.numbered();
+        let args = arguments(query);
+        let (rows, latest) = self.run(async |client| {
+            // One snapshot for both reads.
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await?;
+            let statement = tx.prepare_cached(&sql).await?;
+            let rows = tx.query(&statement, &references(&args)).await?;
+            let latest: i64 = tx.query_one(query::LATEST_VERSION, &[]).await?.get(0);
+            tx.commit().await?;
+            Ok((rows, latest))
+        })?;
+        let jobs = rows.iter().map(versioned_job).collect::<Result<_>>()?;
+        Ok((jobs, latest as u64))
+    }
+
+    fn list(&self, query: &Query) -> Result<Vec<Job>> {
+        let args = arguments(query);
+        self.jobs(&query.numbered(), &references(&args))
+    }
+}
+
+fn arguments(query: &Query) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    query
+        .args
+        .iter()
+        .map(|arg| -> Box<dyn ToSql + Sync + Send> {
+            match arg {
+                Arg::Text(text) => Box::new(text.clone()),
+                Arg::Int(int) => Box::new(*int),
+            }
+        })
+        .collect()
+}
+
+fn references(args: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
+    args.iter()
+        .map(|arg| arg.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+fn versioned_job(row: &Row) -> Result<(Job, u64)> {
+    let version: i64 = row.try_get("version")?;
+    Ok((job_row(row)?.into_job()?, version as u64))
+}
+
+fn job_row(row: &Row) -> Result<JobRow> {
+    Ok(JobRow {
+        id: row.try_get("id")?,
+        state: row.try_get("state")?,
+        request_id: row.try_get("request_id")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        prompt: row.try_get("prompt")?,
+        cwd: row.try_get("cwd")?,
+        model: row.try_get("model")?,
+        sandbox: row.try_get("sandbox")?,
+        timeout_ms: row.try_get("timeout_ms")?,
+        resume_thread_id: row.try_get("resume_thread_id")?,
+        labels: row.try_get("labels")?,
+        failure_reason: row.try_get("failure_reason")?,
+        error: row.try_get("error")?,
+        exit_code: row.try_get("exit_code")?,
+        signal: row.try_get("signal")?,
+        thread_id: row.try_get("thread_id")?,
+        final_message: row.try_get("final_message")?,
+        usage: row.try_get("usage")?,
+        output_size: row.try_get("output_size")?,
+        created_by: row.try_get("created_by")?,
+        output_note: row.try_get("output_note")?,
+        reasoning_effort: row.try_get("reasoning_effort")?,
+    })
+}

@@ -1,0 +1,170 @@
+//! The store on SQLite. (PostgreSQL runs the whole end-to-end suite instead: see the
+//! test support's `CODEX_JOBS_TEST_POSTGRES`.)
+
+use std::time::Duration;
+
+use super::*;
+use crate::job::Sandbox;
+
+fn spec(labels: &[(&str, &str)]) -> JobSpec {
+    JobSpec {
+        prompt: "hello".into(),
+        cwd: "/tmp".into(),
+        model: String::new(),
+        sandbox: Sandbox::WorkspaceWrite,
+        timeout: Some(Duration::from_secs(5)),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        resume_thread_id: String::new(),
+        reasoning_effort: Some(ReasoningEffort::Medium),
+    }
+}
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::sqlite(&dir.path().join("jobs.db")).unwrap();
+    (dir, store)
+}
+
+#[test]
+fn jobs_round_trip_through_the_database() {
+    let (_dir, store) = store();
+    let mut job = Job::queued(
+        spec(&[("team", "a")]),
+        Some("req-1".into()),
+        "token ci".into(),
+    );
+    assert!(store.insert(&job, 0).unwrap().is_none());
+    assert_eq!(store.get(job.id).unwrap().unwrap(), job);
+
+    job.state = JobState::Failed;
+    job.started_at = Some(1);
+    job.finished_at = Some(2);
+    job.outcome = Outcome {
+        failure_reason: Some(FailureReason::NonZeroExit),
+        error: "codex exited with status 3".into(),
+        exit_code: Some(3),
+        signal: None,
+        output_note: "the output was cut".into(),
+    };
+    job.usage = Some(TokenUsage {
+        input_tokens: 1,
+        cached_input_tokens: 2,
+        output_tokens: 3,
+    });
+    job.output_size = 42;
+    store.finish(&job).unwrap();
+    assert_eq!(store.get(job.id).unwrap().unwrap(), job);
+}
+
+#[test]
+fn a_request_id_returns_its_job_within_the_window_only() {
+    let (_dir, store) = store();
+    let first = Job::queued(spec(&[]), Some("same".into()), String::new());
+    store.insert(&first, 0).unwrap();
+    let retry = Job::queued(spec(&[]), Some("same".into()), String::new());
+    assert_eq!(store.insert(&retry, 0).unwrap().unwrap().id, first.id);
+    // Once the first job is older than the window, the id starts a new job.
+    assert!(
+        store
+            .insert(&retry, first.created_at + 1)
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn list_pages_newest_first_with_filters() {
+    let (_dir, store) = store();
+    let ids: Vec<JobId> = (0..5)
+        .map(|i| {
+            let team = if i % 2 == 0 { "even" } else { "odd" };
+            let job = Job::queued(spec(&[("team", team)]), None, String::new());
+            store.insert(&job, 0).unwrap();
+            job.id
+        })
+        .collect();
+    let first = store
+        .list(&ListFilter {
+            limit: 2,
+            ..ListFilter::default()
+        })
+        .unwrap();
+    let listed: Vec<JobId> = first.jobs.iter().map(|j| j.id).collect();
+    assert_eq!(listed, vec![ids[4], ids[3]]);
+    let rest = store
+        .list(&ListFilter {
+            limit: 10,
+            before: first.next,
+            ..ListFilter::default()
+        })
+        .unwrap();
+    assert_eq!(rest.jobs.len(), 3);
+    assert!(rest.next.is_none());
+
+    let even = store
+        .list(&ListFilter {
+            limit: 10,
+            labels: [("team".to_string(), "even".to_string())].into(),
+            states: vec![JobState::Queued],
+            ..ListFilter::default()
+        })
+        .unwrap();
+    let listed: Vec<JobId> = even.jobs.iter().map(|j| j.id).collect();
+    assert_eq!(listed, vec![ids[4], ids[2], ids[0]]);
+}
+
+#[test]
+fn a_database_of_a_newer_server_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    drop(Store::sqlite(&path).unwrap());
+    let known = migrations::SQLITE.len() as i64;
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.pragma_update(None, "user_version", known + 1).unwrap();
+    drop(db);
+    let err = Store::sqlite(&path).err().expect("refused");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("schema version {}", known + 1))
+            && message.contains(&format!("versions up to {known}")),
+        "{message}"
+    );
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = db
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, known + 1);
+}
+
+#[test]
+fn a_database_from_before_schema_versions_is_brought_up_to_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    // As the first releases made it: no version columns, no user_version.
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute_batch(
+        "CREATE TABLE jobs (id TEXT PRIMARY KEY, state TEXT NOT NULL, request_id TEXT UNIQUE, \
+         created_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER, \
+         prompt TEXT NOT NULL, cwd TEXT NOT NULL, model TEXT NOT NULL, sandbox TEXT NOT NULL, \
+         timeout_ms INTEGER, resume_thread_id TEXT NOT NULL, labels TEXT NOT NULL, \
+         failure_reason TEXT, error TEXT NOT NULL DEFAULT '', exit_code INTEGER, signal INTEGER, \
+         thread_id TEXT NOT NULL DEFAULT '', final_message TEXT NOT NULL DEFAULT '', usage TEXT, \
+         output_size INTEGER NOT NULL DEFAULT 0, runner_pid INTEGER, runner_start_time INTEGER) \
+         WITHOUT ROWID;
+         INSERT INTO jobs (id, state, created_at, prompt, cwd, model, sandbox, resume_thread_id, \
+         labels) VALUES ('0192f0c4-6a35-7b21-9c1e-3f0a5d2e8b47', 'succeeded', 1, 'old', '/tmp', \
+         '', 'read-only', '', '{}');",
+    )
+    .unwrap();
+    drop(db);
+    let store = Store::sqlite(&path).unwrap();
+    let (job, version) = store
+        .get_versioned("0192f0c4-6a35-7b21-9c1e-3f0a5d2e8b47".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!((job.spec.prompt.as_str(), version), ("old", 1));
+    assert!(job.created_by.is_empty() && job.spec.reasoning_effort.is_none());
+}
