@@ -910,28 +910,118 @@ async fn bench_many_running(scale: &Scale, table: &mut Table) {
     }
 }
 
-/// Fills a state dir with finished jobs, the way a server that ran them leaves it.
-fn fill_store(state_dir: &Path, count: usize) {
+/// Fills a state dir (and the PostgreSQL database at `database`, if given) with
+/// finished jobs, the way a server that ran them leaves it; returns their ids.
+fn fill_store(state_dir: &Path, database: Option<&str>, count: usize) -> Vec<String> {
     std::fs::create_dir_all(state_dir.join("jobs")).unwrap();
-    let store = Store::sqlite(&state_dir.join("jobs.db")).unwrap();
-    for index in 0..count {
-        let spec = JobSpec {
-            prompt: format!("job {index}: make the tests pass"),
-            cwd: "/tmp".into(),
-            model: String::new(),
-            sandbox: Sandbox::WorkspaceWrite,
-            timeout: None,
-            labels: BTreeMap::from([("batch".to_string(), (index % 10).to_string())]),
-            resume_thread_id: String::new(),
-            reasoning_effort: None,
+    let store = match database {
+        Some(url) => Store::postgres(url),
+        None => Store::sqlite(&state_dir.join("jobs.db")),
+    }
+    .unwrap();
+    (0..count)
+        .map(|index| {
+            let spec = JobSpec {
+                prompt: format!("job {index}: make the tests pass"),
+                cwd: "/tmp".into(),
+                model: String::new(),
+                sandbox: Sandbox::WorkspaceWrite,
+                timeout: None,
+                labels: BTreeMap::from([("batch".to_string(), (index % 10).to_string())]),
+                resume_thread_id: String::new(),
+                reasoning_effort: None,
+            };
+            let mut job = Job::queued(spec, None, String::new());
+            store.insert(&job, 0).unwrap();
+            job.state = JobState::Succeeded;
+            job.started_at = Some(now_millis());
+            job.finished_at = Some(now_millis());
+            job.final_message = "All tests pass.".into();
+            store.finish(&job).unwrap();
+            job.id.to_string()
+        })
+        .collect()
+}
+
+/// Start, Poll and List with the jobs in SQLite and in PostgreSQL (a cluster of the
+/// benchmark's own on loopback), side by side.
+async fn bench_backends(scale: &Scale, table: &mut Table) {
+    let Some(postgres) = support::postgres::Postgres::start() else {
+        return;
+    };
+    postgres.create_database("bench");
+    let mut figures: Vec<[String; 3]> = Vec::new();
+    for database in [None, Some(postgres.url("bench"))] {
+        let state = tempfile::tempdir().unwrap();
+        let (dir, url, count) = (
+            state.path().to_path_buf(),
+            database.clone(),
+            scale.stored_jobs,
+        );
+        let stored = tokio::task::spawn_blocking(move || fill_store(&dir, url.as_deref(), count))
+            .await
+            .unwrap();
+        let mut options = ServerOptions {
+            state_dir: Some(state.path().to_path_buf()),
+            sqlite: database.is_none(),
+            ..ServerOptions::default()
         };
-        let mut job = Job::queued(spec, None, String::new());
-        store.insert(&job, 0).unwrap();
-        job.state = JobState::Succeeded;
-        job.started_at = Some(now_millis());
-        job.finished_at = Some(now_millis());
-        job.final_message = "All tests pass.".into();
-        store.finish(&job).unwrap();
+        if let Some(url) = &database {
+            options = options.args(["--database-url", url]);
+        }
+        let server = TestServer::with(options).await;
+        let mut client = server.client().await;
+
+        let mut starts = Vec::new();
+        for _ in 0..scale.starts {
+            let started = Instant::now();
+            let response = client
+                .start(pb::StartRequest {
+                    spec: Some(server.spec("say ready")),
+                    request_id: String::new(),
+                })
+                .await
+                .expect("Start");
+            starts.push(started.elapsed());
+            server.wait_finished(&response.job.unwrap().id).await;
+        }
+        // Each Poll a finished job not read before: the store answers, not a cache.
+        let mut polls = Vec::new();
+        for job_id in stored.iter().take(scale.polls) {
+            let started = Instant::now();
+            client.poll(tail_request(job_id, 10)).await.expect("Poll");
+            polls.push(started.elapsed());
+        }
+        let request = pb::ListRequest {
+            page_size: 20,
+            ..Default::default()
+        };
+        let mut lists = Vec::new();
+        for _ in 0..scale.polls.min(500) {
+            let started = Instant::now();
+            client.list(request.clone()).await.expect("List");
+            lists.push(started.elapsed());
+        }
+        figures.push([
+            show_p50_p99(starts),
+            show_p50_p99(polls),
+            show_p50_p99(lists),
+        ]);
+    }
+    let rows = [
+        "Start RPC",
+        "Poll of a finished job, first read",
+        "List, page of 20",
+    ];
+    for (index, row) in rows.into_iter().enumerate() {
+        table.add(
+            format!(
+                "{row}, {} jobs stored: SQLite / PostgreSQL",
+                scale.stored_jobs
+            ),
+            format!("{} / {}", figures[0][index], figures[1][index]),
+            "-",
+        );
     }
 }
 
@@ -972,7 +1062,7 @@ async fn bench_store(scale: &Scale, table: &mut Table) {
     let empty_start = percentiles(samples).0;
 
     let full = tempfile::tempdir().unwrap();
-    fill_store(full.path(), scale.stored_jobs);
+    fill_store(full.path(), None, scale.stored_jobs);
     let mut samples = Vec::new();
     for _ in 0..5 {
         samples.push(time_to_first_rpc(full.path()).await);
@@ -1025,7 +1115,7 @@ async fn main() {
     }
     let quick = std::env::args().any(|arg| arg == "--quick");
     // `--only load`: just the figures of one part (poll, start, follow, load,
-    // bridge, validation, agent, tls, clients, store, running), when working on it.
+    // bridge, validation, agent, tls, clients, store, backends, running), when working on it.
     let only = std::env::args().skip_while(|arg| arg != "--only").nth(1);
     let part = |name: &str| only.as_deref().is_none_or(|only| only == name);
     let scale = Scale::new(quick);
@@ -1066,6 +1156,9 @@ async fn main() {
     drop(server);
     if part("store") {
         bench_store(&scale, &mut table).await;
+    }
+    if part("backends") {
+        bench_backends(&scale, &mut table).await;
     }
     if part("running") {
         bench_many_running(&scale, &mut table).await;

@@ -40,8 +40,10 @@ async fn a_full_disk_ends_the_job_with_a_clear_error_and_loses_no_record() {
     let Some(disk) = SmallDisk::mount(8 << 20) else {
         return;
     };
+    // The database fills up with the disk: the SQLite file in the state dir.
     let server = TestServer::with(ServerOptions {
         state_dir: Some(disk.path().join("state")),
+        sqlite: true,
         ..ServerOptions::default()
     })
     .await;
@@ -113,7 +115,12 @@ fn fill(path: &std::path::Path) {
 
 #[tokio::test]
 async fn a_finish_the_database_refuses_is_stored_once_it_takes_writes_again() {
-    let server = TestServer::start().await;
+    // SQLite's write lock; PostgreSQL going away is tests/postgres.rs's.
+    let server = TestServer::with(ServerOptions {
+        sqlite: true,
+        ..ServerOptions::default()
+    })
+    .await;
     let job = server.start_job("say hello\nsleep 1").await;
     server.wait_for_state(&job.id, pb::JobState::Running).await;
     // Another process holds the database's write lock past the server's 5 s wait.

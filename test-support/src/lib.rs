@@ -248,6 +248,9 @@ pub struct ServerOptions {
     pub tls: bool,
     /// What the test's clients present.
     pub credentials: Credentials,
+    /// Keep the jobs in the SQLite file in the state dir even where the suite runs
+    /// on PostgreSQL (`postgres::SWITCH`): for tests of that file.
+    pub sqlite: bool,
 }
 
 impl Default for ServerOptions {
@@ -262,6 +265,7 @@ impl Default for ServerOptions {
             state_dir: None,
             tls: false,
             credentials: Credentials::default(),
+            sqlite: false,
         }
     }
 }
@@ -354,7 +358,8 @@ impl TestServer {
             .open(self.dir.path().join("server.log"))
             .unwrap();
         let mut command = Command::new(bin("codex-jobs-server"));
-        if postgres::switched_on() && !self.options.args.iter().any(|arg| arg == "--database-url") {
+        let database_given = self.options.args.iter().any(|arg| arg == "--database-url");
+        if postgres::switched_on() && !self.options.sqlite && !database_given {
             command
                 .arg("--database-url")
                 .arg(postgres::database_for(&self.state_dir()));

@@ -195,9 +195,10 @@ impl JobManager {
         match live {
             Some((mut job, finishing)) => {
                 // A job being finished may be stored as finished already (and its
-                // watchers told so): then the store's record is the answer.
+                // watchers told so): then the store's record is the answer. If the
+                // store cannot say (its database is away), the live job is.
                 if finishing
-                    && let Some(stored) = self.store.get(id)?
+                    && let Ok(Some(stored)) = self.store.get(id)
                     && stored.state.is_terminal()
                 {
                     return Ok(stored);
@@ -287,6 +288,13 @@ impl JobManager {
                 (id, spec, started_at)
             };
             if let Err(err) = self.launch(id, &spec, started_at) {
+                if matches!(&err, Error::Store(store) if store.is_unavailable()) {
+                    // Nothing ran: the job waits at the head of the queue for the
+                    // database to come back.
+                    tracing::warn!(job = %id, "cannot start the job yet: {err}");
+                    self.clone().requeue(id);
+                    return;
+                }
                 tracing::warn!(job = %id, "could not start the job's runner: {err}");
                 // Not `finish`: that would dispatch again, from inside this loop.
                 self.settle(
@@ -301,6 +309,25 @@ impl JobManager {
                 );
             }
         }
+    }
+
+    /// Puts a job that could not be launched back at the head of the queue, and
+    /// tries the queue again in a second.
+    fn requeue(self: Arc<Self>, id: JobId) {
+        {
+            let mut live = self.live();
+            live.running -= 1;
+            if let Some(entry) = live.jobs.get_mut(&id) {
+                entry.job.state = JobState::Queued;
+                entry.job.started_at = None;
+                entry.bump();
+                live.queue.push_front(id);
+            }
+        }
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            self.blocking(|manager| manager.dispatch()).await;
+        });
     }
 
     /// Starts the runner of a job that has just left the queue.

@@ -85,7 +85,7 @@ impl Postgres {
                 .await
                 .map_err(|err| StoreError::Unavailable {
                     database: self.name.clone(),
-                    reason: err.to_string(),
+                    reason: with_causes(&err),
                 })?;
             work(&mut client).await.map_err(|err| self.named(err))
         })
@@ -97,7 +97,7 @@ impl Postgres {
             StoreError::Postgres { error, .. } if is_unavailable(&error) => {
                 StoreError::Unavailable {
                     database: self.name.clone(),
-                    reason: error.to_string(),
+                    reason: with_causes(&error),
                 }
             }
             StoreError::Postgres { error, .. } => StoreError::Postgres {
@@ -145,6 +145,21 @@ impl From<tokio_postgres::Error> for StoreError {
             error,
         }
     }
+}
+
+/// An error and what caused it, as one line ("error connecting to server:
+/// Connection refused").
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        let text = error.to_string();
+        if !line.ends_with(&text) {
+            line = format!("{line}: {text}");
+        }
+        cause = error.source();
+    }
+    line
 }
 
 /// Whether the error is the database going away rather than a statement failing.
@@ -230,12 +245,17 @@ async fn migrate(client: &mut Object, name: &str) -> Result<()> {
 
 /// Takes the change lock and returns the version the change gets.
 async fn next_version(tx: &Transaction<'_>) -> Result<i64> {
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHANGE_LOCK])
+    execute(tx, "SELECT pg_advisory_xact_lock($1)", &[&CHANGE_LOCK]).await?;
+    let statement = tx
+        .prepare_cached("SELECT COALESCE(MAX(version), 0) + 1 FROM jobs")
         .await?;
-    let row = tx
-        .query_one("SELECT COALESCE(MAX(version), 0) + 1 FROM jobs", &[])
-        .await?;
-    Ok(row.get(0))
+    Ok(tx.query_one(&statement, &[]).await?.get(0))
+}
+
+/// Runs a statement in a transaction, prepared once per connection.
+async fn execute(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+    let statement = tx.prepare_cached(sql).await?;
+    Ok(tx.execute(&statement, params).await?)
 }
 
 impl Backend for Postgres {
@@ -258,7 +278,8 @@ impl Backend for Postgres {
                     }
                     // Past the retention window: the id is free again.
                     Some(_) => {
-                        tx.execute(
+                        execute(
+                            &tx,
                             "UPDATE jobs SET request_id = NULL WHERE request_id = $1",
                             &[request_id],
                         )
@@ -268,7 +289,8 @@ impl Backend for Postgres {
                 }
             }
             let spec = &job.spec;
-            tx.execute(
+            execute(
+                &tx,
                 "INSERT INTO jobs (id, state, request_id, created_at, prompt, cwd, model, \
                  sandbox, timeout_ms, resume_thread_id, labels, created_by, version, \
                  reasoning_effort) \
@@ -292,7 +314,8 @@ impl Backend for Postgres {
             )
             .await?;
             for (key, value) in &spec.labels {
-                tx.execute(
+                execute(
+                    &tx,
                     "INSERT INTO job_labels (key, value, job_id) VALUES ($1, $2, $3)",
                     &[key, value, &job.id.to_string()],
                 )
@@ -305,44 +328,44 @@ impl Backend for Postgres {
 
     fn set_running(&self, id: JobId, started_at: Millis) -> Result<Option<u64>> {
         self.change_state(async |tx, version| {
-            Ok(tx
-                .execute(
-                    "UPDATE jobs SET state = 'running', started_at = $2, version = $3 \
-                     WHERE id = $1 AND state = 'queued'",
-                    &[&id.to_string(), &started_at, &version],
-                )
-                .await?)
+            execute(
+                tx,
+                "UPDATE jobs SET state = 'running', started_at = $2, version = $3 \
+                 WHERE id = $1 AND state = 'queued'",
+                &[&id.to_string(), &started_at, &version],
+            )
+            .await
         })
     }
 
     fn finish(&self, job: &Job) -> Result<Option<u64>> {
         let outcome = &job.outcome;
         self.change_state(async |tx, version| {
-            Ok(tx
-                .execute(
-                    "UPDATE jobs SET state = $2, started_at = $3, finished_at = $4, \
+            execute(
+                tx,
+                "UPDATE jobs SET state = $2, started_at = $3, finished_at = $4, \
                      failure_reason = $5, error = $6, exit_code = $7, signal = $8, \
                      thread_id = $9, final_message = $10, usage = $11, output_size = $12, \
                      output_note = $13, version = $14 \
                      WHERE id = $1 AND state IN ('queued', 'running')",
-                    &[
-                        &job.id.to_string(),
-                        &job.state.name(),
-                        &job.started_at,
-                        &job.finished_at,
-                        &outcome.failure_reason.map(FailureReason::name),
-                        &outcome.error,
-                        &outcome.exit_code,
-                        &outcome.signal,
-                        &job.thread_id,
-                        &job.final_message,
-                        &usage_text(job),
-                        &(job.output_size as i64),
-                        &outcome.output_note,
-                        &version,
-                    ],
-                )
-                .await?)
+                &[
+                    &job.id.to_string(),
+                    &job.state.name(),
+                    &job.started_at,
+                    &job.finished_at,
+                    &outcome.failure_reason.map(FailureReason::name),
+                    &outcome.error,
+                    &outcome.exit_code,
+                    &outcome.signal,
+                    &job.thread_id,
+                    &job.final_message,
+                    &usage_text(job),
+                    &(job.output_size as i64),
+                    &outcome.output_note,
+                    &version,
+                ],
+            )
+            .await
         })
     }
 
@@ -354,16 +377,17 @@ impl Backend for Postgres {
 
     fn set_runner(&self, id: JobId, runner: ProcessIdentity) -> Result<()> {
         self.run(async |client| {
-            client
-                .execute(
+            let statement = client
+                .prepare_cached(
                     "UPDATE jobs SET runner_pid = $2, runner_start_time = $3 WHERE id = $1",
-                    &[
-                        &id.to_string(),
-                        &i64::from(runner.pid),
-                        &(runner.start_time as i64),
-                    ],
                 )
                 .await?;
+            let identity: [&(dyn ToSql + Sync); 3] = [
+                &id.to_string(),
+                &i64::from(runner.pid),
+                &(runner.start_time as i64),
+            ];
+            client.execute(&statement, &identity).await?;
             Ok(())
         })
     }
