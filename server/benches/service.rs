@@ -915,7 +915,10 @@ async fn bench_many_running(scale: &Scale, table: &mut Table) {
 fn fill_store(state_dir: &Path, database: Option<&str>, count: usize) -> Vec<String> {
     std::fs::create_dir_all(state_dir.join("jobs")).unwrap();
     let store = match database {
-        Some(url) => Store::postgres(url),
+        Some(url) => Store::postgres(&codex_jobs_server::store::PostgresConfig {
+            url: url.into(),
+            ca_cert: None,
+        }),
         None => Store::sqlite(&state_dir.join("jobs.db")),
     }
     .unwrap();

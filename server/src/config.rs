@@ -35,6 +35,16 @@ pub struct ServerArgs {
     )]
     pub database_url: Option<String>,
 
+    /// PEM file of the CA that signs the database's certificate, trusted besides the
+    /// system's roots (with `?sslmode=require` in --database-url)
+    #[arg(
+        long,
+        env = "CODEX_JOBS_DATABASE_CA_CERT",
+        value_name = "FILE",
+        requires = "database_url"
+    )]
+    pub database_ca_cert: Option<PathBuf>,
+
     /// Where to listen, repeatable: `unix:PATH` or `HOST:PORT` [default:
     /// unix:<state dir>/codex-jobs.sock, which the CLI and the MCP bridge use when given
     /// no endpoint]. Non-loopback addresses need TLS (--tls-cert, --tls-key) and a

@@ -187,7 +187,10 @@ fn manager_config(args: &ServerArgs, state_dir: PathBuf) -> anyhow::Result<Manag
     };
     Ok(ManagerConfig {
         state_dir,
-        database_url: args.database_url.clone(),
+        database: args.database_url.clone().map(|url| store::PostgresConfig {
+            url,
+            ca_cert: args.database_ca_cert.clone(),
+        }),
         max_running: args.max_running as usize,
         max_queued: args.max_queued as usize,
         default_timeout: Duration::from_secs(args.default_timeout),

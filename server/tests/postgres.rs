@@ -181,3 +181,60 @@ async fn a_database_a_newer_server_migrated_is_refused_at_start() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn the_database_is_reached_over_tls_when_the_url_asks_for_it() {
+    let Some(mut postgres) = Postgres::start() else {
+        return;
+    };
+    postgres.create_database("tls");
+    let certs = support::Certs::new();
+    let start = |url: String, ca: Option<std::path::PathBuf>| {
+        let mut command = std::process::Command::new(support::bin("codex-jobs-server"));
+        command.args(["--database-url", &url]);
+        if let Some(ca) = ca {
+            command.arg("--database-ca-cert").arg(ca);
+        }
+        command
+            .arg("--state-dir")
+            .arg(tempfile::tempdir().unwrap().path())
+            .output()
+            .unwrap()
+    };
+    // A database without TLS is refused when the URL requires it.
+    let url = format!("{}?sslmode=require", postgres.url("tls"));
+    let refused = start(url.clone(), Some(certs.path("ca.pem")));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("is unavailable") && stderr.contains("TLS"),
+        "{stderr}"
+    );
+
+    postgres.serve_tls(&certs.path("server.pem"), &certs.path("server.key"));
+    // A certificate from a CA nobody trusts is refused...
+    let untrusted = start(url.clone(), None);
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(!untrusted.status.success());
+    assert!(stderr.contains("certificate"), "{stderr}");
+    // ...and one from the CA given is taken: the server works over TLS.
+    let server = TestServer::with(ServerOptions::default().args([
+        "--database-url",
+        &url,
+        "--database-ca-cert",
+        certs.path("ca.pem").to_str().unwrap(),
+    ]))
+    .await;
+    let job = server.start_job("say over tls").await;
+    let (job, _) = server.wait_finished(&job.id).await;
+    assert_eq!(job.final_message, "over tls");
+    let sessions = postgres.psql(
+        "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+         WHERE ssl AND application_name = 'codex-jobs-server'",
+    );
+    let encrypted: u32 = String::from_utf8_lossy(&sessions.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(encrypted >= 1, "the server's sessions use TLS");
+}

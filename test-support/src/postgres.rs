@@ -123,6 +123,33 @@ impl Postgres {
         }
     }
 
+    /// Serves TLS from now on, with the certificate `cert` and its key `key` (PEM),
+    /// restarting the server.
+    pub fn serve_tls(&mut self, cert: &std::path::Path, key: &std::path::Path) {
+        self.stop();
+        let data = self.dir.path().join("data");
+        std::fs::copy(cert, data.join("server.crt")).unwrap();
+        std::fs::copy(key, data.join("server.key")).unwrap();
+        // PostgreSQL reads a key only its own user can read.
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+        std::fs::set_permissions(data.join("server.key"), private).unwrap();
+        if as_root() {
+            let status = Command::new("chown")
+                .arg("postgres")
+                .arg(data.join("server.crt"))
+                .arg(data.join("server.key"))
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown of the cluster's certificate");
+        }
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .unwrap();
+        std::io::Write::write_all(&mut conf, b"\nssl = on\n").unwrap();
+        self.start_again();
+    }
+
     /// The URL of `database` in this cluster.
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)

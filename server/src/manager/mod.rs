@@ -39,7 +39,7 @@ use crate::{
         Page, Sandbox, TokenUsage, now_millis,
     },
     runner::{RunEnd, Runner, RunnerConfig, record::ExitRecord, record::JobDir},
-    store::Store,
+    store::{PostgresConfig, Store},
 };
 
 /// How much prompt and message text one List page may carry, so that a page stays
@@ -54,8 +54,8 @@ const FINISHED_JOBS_BUDGET: usize = 8 * 1024 * 1024;
 pub struct ManagerConfig {
     /// Where the job directories live, and the SQLite database if no other is given.
     pub state_dir: PathBuf,
-    /// A PostgreSQL database (`postgres://...`) to keep the jobs in instead.
-    pub database_url: Option<String>,
+    /// A PostgreSQL database to keep the jobs in instead.
+    pub database: Option<PostgresConfig>,
     /// Jobs running at once; more wait in a FIFO queue.
     pub max_running: usize,
     /// Jobs waiting at once; Start beyond it is refused.
@@ -135,8 +135,8 @@ impl JobManager {
     ) -> anyhow::Result<Arc<JobManager>> {
         let jobs_dir = config.state_dir.join("jobs");
         std::fs::create_dir_all(&jobs_dir)?;
-        let store = match &config.database_url {
-            Some(url) => Store::postgres(url)?,
+        let store = match &config.database {
+            Some(database) => Store::postgres(database)?,
             None => Store::sqlite(&config.state_dir.join("jobs.db"))?,
         };
         let manager = Arc::new(JobManager {

@@ -84,7 +84,7 @@ impl LeftState {
     async fn open_queueing(&self, max_queued: usize) -> Arc<JobManager> {
         JobManager::open(ManagerConfig {
             state_dir: self.dir.path().into(),
-            database_url: None,
+            database: None,
             max_running: 0,
             max_queued,
             default_timeout: Duration::from_secs(60),

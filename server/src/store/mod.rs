@@ -17,7 +17,10 @@ mod postgres;
 mod query;
 mod sqlite;
 
-use std::{path::Path, sync::Mutex};
+use std::{
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
 
 use tokio::sync::broadcast;
 
@@ -25,6 +28,24 @@ use crate::job::{
     FailureReason, Job, JobId, JobSpec, JobState, ListFilter, Millis, Outcome, Page,
     ProcessIdentity, ReasoningEffort, TokenUsage, WatchFilter,
 };
+
+/// Where a PostgreSQL store is, and how to trust it.
+#[derive(Clone)]
+pub struct PostgresConfig {
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=...]`.
+    pub url: String,
+    /// A PEM file of CA certificates to trust besides the system's, for TLS.
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    /// Without the URL, which may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("ca_cert", &self.ca_cert)
+            .finish_non_exhaustive()
+    }
+}
 
 /// A failure of the database, or of reaching it.
 #[derive(Debug, thiserror::Error)]
@@ -116,10 +137,10 @@ impl Store {
         Ok(Store::with(Box::new(sqlite::Sqlite::open(path)?)))
     }
 
-    /// Connects to the PostgreSQL database at `url` (`postgres://...`), bringing its
-    /// schema up to date. Must be called within a tokio runtime, off its workers.
-    pub fn postgres(url: &str) -> Result<Store> {
-        Ok(Store::with(Box::new(postgres::Postgres::connect(url)?)))
+    /// Connects to the PostgreSQL database `config` names, bringing its schema up to
+    /// date. Must be called within a tokio runtime, off its workers.
+    pub fn postgres(config: &PostgresConfig) -> Result<Store> {
+        Ok(Store::with(Box::new(postgres::Postgres::connect(config)?)))
     }
 
     fn with(backend: Box<dyn Backend>) -> Store {

@@ -16,7 +16,8 @@ use deadpool_postgres::{
 use tokio_postgres::{Config, Row, error::SqlState, types::ToSql};
 
 use super::{
-    Backend, Inserted, JOB_COLUMNS, JobRow, Result, StoreError, labels_text, migrations,
+    Backend, Inserted, JOB_COLUMNS, JobRow, PostgresConfig, Result, StoreError, labels_text,
+    migrations,
     query::{self, Arg, Query},
     usage_text,
 };
@@ -41,9 +42,9 @@ pub struct Postgres {
 }
 
 impl Postgres {
-    /// Connects to the database at `url` and brings its schema up to date.
-    pub fn connect(url: &str) -> Result<Postgres> {
-        let mut config: Config = url.parse().map_err(|err| {
+    /// Connects to the database and brings its schema up to date.
+    pub fn connect(database: &PostgresConfig) -> Result<Postgres> {
+        let mut config: Config = database.url.parse().map_err(|err| {
             StoreError::Schema(format!(
                 "--database-url is not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE): {err}"
             ))
@@ -53,7 +54,7 @@ impl Postgres {
         let name = describe(&config);
         let manager = Manager::from_config(
             config,
-            tokio_postgres_rustls::MakeRustlsConnect::new(tls_config()?),
+            tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(database.ca_cert.as_deref())?),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -190,12 +191,28 @@ fn describe(config: &Config) -> String {
 }
 
 /// TLS as the URL's `sslmode` asks (`prefer` by default: TLS where the server
-/// offers it), trusting the system's root certificates.
-fn tls_config() -> Result<rustls::ClientConfig> {
+/// offers it), trusting the system's root certificates and those of `ca_cert`.
+fn tls_config(ca_cert: Option<&std::path::Path>) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         // A certificate rustls cannot use is one less root, not a failure.
         let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_cert {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|err| {
+                StoreError::Schema(format!(
+                    "--database-ca-cert {}: not a PEM file of certificates: {err}",
+                    path.display()
+                ))
+            })?;
+        for cert in certs {
+            roots.add(cert).map_err(|err| {
+                StoreError::Schema(format!("--database-ca-cert {}: {err}", path.display()))
+            })?;
+        }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
