@@ -294,3 +294,108 @@ async fn list_watch_prints_the_jobs_then_each_change_as_it_happens() {
     watching.kill().unwrap();
     watching.wait().unwrap();
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_parser() {
+    let cli = support::bin("codex-jobs");
+    let generate = |args: &[&str]| {
+        let output = std::process::Command::new(&cli)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        stdout(&output)
+    };
+    let scripts = tempfile::tempdir().unwrap();
+    let bash_script = scripts.path().join("codex-jobs.bash");
+    std::fs::write(&bash_script, generate(&["completions", "bash"])).unwrap();
+    // What bash offers as a person types: the words so far, the last one partial.
+    let complete = |words: &[&str]| -> String {
+        let quoted: Vec<String> = words.iter().map(|word| format!("'{word}'")).collect();
+        let current = words.len() - 1;
+        let script = format!(
+            "source '{}'; COMP_WORDS=({}); COMP_CWORD={current}; \
+             _codex__jobs codex-jobs \"${{COMP_WORDS[{current}]}}\" \"${{COMP_WORDS[{}]}}\"; \
+             echo \"${{COMPREPLY[*]}}\"",
+            bash_script.display(),
+            quoted.join(" "),
+            current - 1
+        );
+        let output = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        stdout(&output).trim().to_string()
+    };
+    assert_eq!(complete(&["codex-jobs", "li"]), "list");
+    assert_eq!(complete(&["codex-jobs", "list", "--st"]), "--state");
+    assert_eq!(
+        complete(&["codex-jobs", "list", "--state", ""]),
+        "queued running succeeded failed cancelled"
+    );
+    assert_eq!(
+        complete(&["codex-jobs", "start", "--reasoning-effort", ""]),
+        "low medium high"
+    );
+    assert!(generate(&["completions", "zsh"]).starts_with("#compdef codex-jobs"));
+    assert!(generate(&["completions", "fish"]).contains("complete -c codex-jobs"));
+
+    let page = generate(&["man"]);
+    assert!(page.contains(".TH codex-jobs 1"), "{page}");
+    for subcommand in ["start", "poll", "wait", "follow", "cancel", "list"] {
+        assert!(
+            page.contains(&format!("codex\\-jobs\\-{subcommand}(1)")),
+            "{page}"
+        );
+    }
+
+    let unknown = std::process::Command::new(&cli)
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("bash, elvish, fish, powershell, zsh")
+    );
+}
+
+#[tokio::test]
+async fn states_are_coloured_on_a_terminal_only_and_never_with_no_color() {
+    let server = TestServer::start().await;
+    let good = server.start_job("say fine").await;
+    let bad = server.start_job("fail broken").await;
+    server.wait_finished(&good.id).await;
+    server.wait_finished(&bad.id).await;
+    // On a terminal: `script` runs the CLI on a pseudo-terminal of its own.
+    let on_a_terminal = |command: &str, no_color: bool| -> String {
+        let mut script = std::process::Command::new("script");
+        script
+            .args(["-qec", command, "/dev/null"])
+            .env("CODEX_JOBS_ENDPOINT", server.endpoint())
+            .env_remove("NO_COLOR");
+        if no_color {
+            script.env("NO_COLOR", "1");
+        }
+        let output = script.output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        stdout(&output)
+    };
+    let cli = support::bin("codex-jobs").display().to_string();
+    let coloured = on_a_terminal(&format!("{cli} list"), false);
+    assert!(coloured.contains("\x1b[32msucceeded"), "{coloured:?}");
+    assert!(
+        coloured.contains("\x1b[31mfailed   \x1b[0m"),
+        "{coloured:?}"
+    );
+    let polled = on_a_terminal(&format!("{cli} poll {}", good.id), false);
+    assert!(polled.contains("\x1b[32msucceeded\x1b[0m"), "{polled:?}");
+
+    for plain in [
+        on_a_terminal(&format!("{cli} list"), true),
+        on_a_terminal(&format!("{cli} list --json"), false),
+        stdout(&server.cli(&["list"])),
+    ] {
+        assert!(!plain.contains('\x1b'), "{plain:?}");
+        assert!(plain.contains("succeeded") && plain.contains("failed"));
+    }
+}

@@ -90,7 +90,9 @@ fn finish(job: &pb::Job, offset: u64, out: Output) -> ExitCode {
         view.next_offset = offset;
         out.print_json(&view);
     } else {
-        eprintln!("{}", summary(job));
+        // On stderr: coloured only if that is a terminal too.
+        let colour = out.colour && std::io::IsTerminal::is_terminal(&std::io::stderr());
+        eprintln!("{}", summary(job, Output { colour, ..out }));
     }
     job_exit_code(job)
 }

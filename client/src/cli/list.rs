@@ -48,7 +48,7 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
     }
     print_header();
     for job in &response.jobs {
-        print_row(job);
+        print_row(job, out);
     }
     if !response.next_page_token.is_empty() {
         println!(
@@ -75,7 +75,7 @@ async fn watch(client: &mut Client, args: Args, out: Output) -> Result<ExitCode,
             Some(pb::watch_response::Event::Job(job)) if out.json => {
                 println!("{}", serde_json::to_string(&JobView::from(&job)).unwrap());
             }
-            Some(pb::watch_response::Event::Job(job)) => print_row(&job),
+            Some(pb::watch_response::Event::Job(job)) => print_row(&job, out),
             Some(pb::watch_response::Event::CaughtUp(_)) if !out.json => {
                 eprintln!("-- watching for changes (Ctrl-C to stop)");
             }
@@ -91,7 +91,7 @@ fn print_header() {
     );
 }
 
-fn print_row(job: &pb::Job) {
+fn print_row(job: &pb::Job, out: Output) {
     let view = JobView::from(job);
     let created = view
         .created_at
@@ -111,9 +111,9 @@ fn print_row(job: &pb::Job) {
         .take(60)
         .collect();
     println!(
-        "{:<36}  {:<9}  {:<4}  {:<20}  {prompt}",
+        "{:<36}  {}  {:<4}  {:<20}  {prompt}",
         job.id,
-        names::state_name(job.state()),
+        out.state(job.state(), 9),
         exit,
         created
     );

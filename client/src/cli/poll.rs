@@ -39,7 +39,7 @@ pub fn print_window(response: &pb::PollResponse, out: Output) {
         return;
     }
     let job = response.job.clone().unwrap_or_default();
-    println!("{}", summary(&job));
+    println!("{}", summary(&job, out));
     let mut stdout = std::io::stdout();
     let _ = stdout.write_all(&response.output);
     if !job.final_message.is_empty() && matches!(job.state(), pb::JobState::Succeeded) {
