@@ -29,6 +29,9 @@ pub struct JobView {
     pub error: Option<String>,
     /// Why the output stops short (the host's cap, a full disk); null when whole.
     pub output_note: Option<String>,
+    /// Bytes the job takes on the server's disk (its logs).
+    #[serde(default)]
+    pub disk_bytes: u64,
     /// Output text: the window that was read (poll, wait), else absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
@@ -113,6 +116,7 @@ impl From<&pb::Job> for JobView {
             signal: job.signal,
             error: non_empty(&job.error),
             output_note: non_empty(&job.output_note),
+            disk_bytes: job.disk_bytes,
             output: None,
             next_offset: job.output_size,
             truncated: None,

@@ -184,6 +184,24 @@ impl Client {
             .ok_or_else(|| Status::internal("Cancel returned no job").into())
     }
 
+    /// Deletes a job that has ended, with its logs; returns it as it was.
+    pub async fn delete(&mut self, job_id: &str) -> Result<pb::Job, ClientError> {
+        let request = pb::DeleteRequest {
+            job_id: job_id.to_string(),
+        };
+        let response = self.rpc.delete(request).await?.into_inner();
+        response
+            .job
+            .ok_or_else(|| Status::internal("Delete returned no job").into())
+    }
+
+    pub async fn prune(
+        &mut self,
+        request: pb::PruneRequest,
+    ) -> Result<pb::PruneResponse, ClientError> {
+        Ok(self.rpc.prune(request).await?.into_inner())
+    }
+
     pub async fn list(
         &mut self,
         request: pb::ListRequest,

@@ -572,6 +572,20 @@ mod bare {
             Err(Status::unimplemented("bare"))
         }
 
+        async fn delete(
+            &self,
+            _: Request<pb::DeleteRequest>,
+        ) -> Result<Response<pb::DeleteResponse>, Status> {
+            Err(Status::unimplemented("bare"))
+        }
+
+        async fn prune(
+            &self,
+            _: Request<pb::PruneRequest>,
+        ) -> Result<Response<pb::PruneResponse>, Status> {
+            Err(Status::unimplemented("bare"))
+        }
+
         type FollowStream = FollowStream;
 
         async fn follow(

@@ -100,6 +100,11 @@ pub struct ServerArgs {
     #[arg(long = "allow-cwd", value_name = "DIR")]
     pub allowed_cwd_roots: Vec<PathBuf>,
 
+    /// Delete jobs (their records and logs) this long after they ended: `30d`, `12h`,
+    /// `90m`; `0` keeps them until deleted by hand (codex-jobs delete, prune)
+    #[arg(long, value_name = "AGE", default_value = "30d", value_parser = retention)]
+    pub retain_finished: Duration,
+
     /// A bearer token that calls must carry (`authorization: Bearer <token>`): a
     /// shortcut for one token named `token` with scope write.
     #[arg(long, env = "CODEX_JOBS_TOKEN", hide_env_values = true)]
@@ -154,6 +159,15 @@ pub enum TokenCommand {
 }
 
 /// A grace period in seconds: 0 to 3600, fractions allowed.
+/// A retention time: a humantime duration (`30d`, `1h 30m`) or `0`.
+fn retention(text: &str) -> Result<Duration, String> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text)
+        .map_err(|err| format!("{err}: give a duration like 30d, 12h or 90m, or 0 to keep jobs"))
+}
+
 fn grace_period(text: &str) -> Result<Duration, String> {
     text.parse::<f64>()
         .ok()

@@ -269,6 +269,8 @@ pub struct ListFilter {
     /// Only jobs older than this one (the page token).
     pub before: Option<JobId>,
     pub limit: usize,
+    /// Only jobs that ended taking at least this many bytes on disk; zero: any.
+    pub min_disk_bytes: u64,
 }
 
 /// Which jobs a Watch reports.
@@ -342,6 +344,8 @@ pub struct Job {
     pub usage: Option<TokenUsage>,
     /// Transcript bytes written so far.
     pub output_size: u64,
+    /// Bytes the job's directory takes on disk (all its logs).
+    pub disk_bytes: u64,
     /// Who started it (see `service::auth::Caller`).
     pub created_by: String,
 }
@@ -362,6 +366,7 @@ impl Job {
             final_message: String::new(),
             usage: None,
             output_size: 0,
+            disk_bytes: 0,
             created_by,
         }
     }

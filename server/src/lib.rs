@@ -196,6 +196,7 @@ fn manager_config(args: &ServerArgs, state_dir: PathBuf) -> anyhow::Result<Manag
         default_timeout: Duration::from_secs(args.default_timeout),
         max_sandbox: args.max_sandbox,
         allowed_cwd_roots,
+        retain_finished: Some(args.retain_finished).filter(|age| !age.is_zero()),
         runner: RunnerConfig {
             runner_bin,
             codex_bin: args.codex_bin.clone(),

@@ -24,6 +24,9 @@ pub struct Args {
     /// Continue after a previous page (its next_page_token).
     #[arg(long, conflicts_with = "watch")]
     page_token: Option<String>,
+    /// Only jobs that ended taking at least this much disk: `500K`, `20M`, `1G`.
+    #[arg(long, value_name = "SIZE", value_parser = super::delete::parse_size, conflicts_with = "watch")]
+    larger_than: Option<u64>,
     /// Print the jobs (oldest change first), then a line each time a job's state
     /// changes, until interrupted; resumes after a dropped connection.
     #[arg(long)]
@@ -40,6 +43,7 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
             labels: args.labels.into_iter().collect(),
             page_size: args.limit,
             page_token: args.page_token.unwrap_or_default(),
+            min_disk_bytes: args.larger_than.unwrap_or(0),
         })
         .await?;
     if out.json {
@@ -86,8 +90,8 @@ async fn watch(client: &mut Client, args: Args, out: Output) -> Result<ExitCode,
 
 fn print_header() {
     println!(
-        "{:<36}  {:<9}  {:<4}  {:<20}  PROMPT",
-        "ID", "STATE", "EXIT", "CREATED"
+        "{:<36}  {:<9}  {:<4}  {:<20}  {:>9}  PROMPT",
+        "ID", "STATE", "EXIT", "CREATED", "SIZE"
     );
 }
 
@@ -111,10 +115,11 @@ fn print_row(job: &pb::Job, out: Output) {
         .take(60)
         .collect();
     println!(
-        "{:<36}  {}  {:<4}  {:<20}  {prompt}",
+        "{:<36}  {}  {:<4}  {:<20}  {:>9}  {prompt}",
         job.id,
         out.state(job.state(), 9),
         exit,
-        created
+        created,
+        super::delete::size(job.disk_bytes)
     );
 }

@@ -1,6 +1,7 @@
 //! The `codex-jobs` command-line client: one module per subcommand.
 
 mod cancel;
+mod delete;
 mod follow;
 mod list;
 mod poll;
@@ -42,6 +43,10 @@ enum Command {
     Cancel(cancel::Args),
     /// List jobs, newest first.
     List(list::Args),
+    /// Delete a job that has ended, with its logs.
+    Delete(delete::Args),
+    /// Delete the jobs that ended longer ago than an age, with their logs.
+    Prune(delete::PruneArgs),
     /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g.
     /// `codex-jobs completions bash > /etc/bash_completion.d/codex-jobs`.
     Completions {
@@ -108,6 +113,8 @@ async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
         Command::Follow(args) => follow::run(&mut client, args, out).await,
         Command::Cancel(args) => cancel::run(&mut client, args, out).await,
         Command::List(args) => list::run(&mut client, args, out).await,
+        Command::Delete(args) => delete::run(&mut client, args, out).await,
+        Command::Prune(args) => delete::prune(&mut client, args, out).await,
         Command::Completions { .. } | Command::Man => unreachable!("answered above"),
     }
 }

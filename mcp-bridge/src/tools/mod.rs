@@ -178,8 +178,8 @@ fn output_schema<T: JsonSchema>() -> std::sync::Arc<rmcp::model::JsonObject> {
     std::sync::Arc::new(root)
 }
 
-/// A job as an agent pays for it: without null and empty fields, and without the
-/// prompt it sent (codex_poll has every key). Its schema is `JobView`'s with only
+/// A job as an agent pays for it: without null and empty fields, the prompt it sent
+/// and the job's size on disk (codex_poll has every key). Its schema is `JobView`'s with only
 /// the keys that are always there required.
 pub struct Lean(pub JobView);
 
@@ -192,7 +192,7 @@ impl Serialize for Lean {
         if let Value::Object(fields) = &mut value {
             fields.retain(|key, value| {
                 ALWAYS.contains(&key.as_str())
-                    || (key != "prompt"
+                    || (!["prompt", "disk_bytes"].contains(&key.as_str())
                         && match value {
                             Value::Null => false,
                             Value::String(text) => !text.is_empty(),

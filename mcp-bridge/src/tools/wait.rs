@@ -178,7 +178,7 @@ impl Bridge {
             states: vec![pb::JobState::Queued.into(), pb::JobState::Running.into()],
             labels: [(key.to_string(), value.to_string())].into(),
             page_size: 1000,
-            page_token: String::new(),
+            ..Default::default()
         };
         let response = self
             .rpc(|mut client| {

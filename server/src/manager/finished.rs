@@ -48,6 +48,15 @@ impl FinishedJobs {
         self.lock().jobs.get(&id).cloned()
     }
 
+    /// Forgets a job that was deleted.
+    pub(super) fn forget(&self, id: JobId) {
+        let mut kept = self.lock();
+        if let Some(gone) = kept.jobs.remove(&id) {
+            kept.bytes -= cost(&gone);
+            kept.order.retain(|kept| *kept != id);
+        }
+    }
+
     /// Keeps a job that is finished, as it was stored.
     pub(super) fn keep(&self, job: &Job) {
         debug_assert!(job.state.is_terminal());

@@ -16,6 +16,7 @@ mod finished;
 mod follow;
 mod poll;
 mod recover;
+mod retention;
 mod start;
 #[cfg(test)]
 mod tests;
@@ -30,6 +31,7 @@ use std::{
 
 pub use follow::{FollowEvent, FollowStart};
 pub use poll::{PollResult, WindowRequest};
+pub use retention::Pruned;
 pub use watch::WatchEvent;
 
 use crate::{
@@ -66,6 +68,9 @@ pub struct ManagerConfig {
     pub max_sandbox: Sandbox,
     /// Directories a job's cwd must lie under; empty allows any.
     pub allowed_cwd_roots: Vec<PathBuf>,
+    /// Jobs that ended longer ago than this are deleted by the server; `None` keeps
+    /// them until someone deletes them.
+    pub retain_finished: Option<Duration>,
     pub runner: RunnerConfig,
 }
 
@@ -126,6 +131,9 @@ impl JobManager {
         let manager =
             tokio::task::spawn_blocking(move || Self::open_blocking(config, watcher)).await??;
         manager.clone().watch_dirs(events);
+        if let Some(retain) = manager.config.retain_finished {
+            manager.clone().keep_pruning(retain);
+        }
         Ok(manager)
     }
 
@@ -205,6 +213,7 @@ impl JobManager {
                 }
                 if job.state == JobState::Running {
                     job.output_size = file_size(&self.log_path(id, OutputStream::Transcript));
+                    job.disk_bytes = dir_size(self.job_dir(id).path());
                 }
                 Ok(job)
             }
@@ -460,6 +469,7 @@ impl JobManager {
             job.final_message = exit.final_message;
         }
         job.output_size = file_size(&self.log_path(id, OutputStream::Transcript));
+        job.disk_bytes = dir_size(self.job_dir(id).path());
         if let Err(err) = self.store.finish(&job) {
             // The job stays live (and, if it was queued, out of the queue) until
             // its end is stored: a full disk gets room again, a restarted server
@@ -522,4 +532,16 @@ impl JobManager {
 /// A file's size, zero if it does not exist.
 fn file_size(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |meta| meta.len())
+}
+
+/// The bytes a job's directory takes on disk: its files' allocated blocks (a job
+/// dir holds files only).
+fn dir_size(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(path).map_or(0, |entries| {
+        entries
+            .filter_map(|entry| entry.ok()?.metadata().ok())
+            .map(|meta| meta.blocks() * 512)
+            .sum()
+    })
 }

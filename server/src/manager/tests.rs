@@ -90,6 +90,7 @@ impl LeftState {
             default_timeout: Duration::from_secs(60),
             max_sandbox: Sandbox::Bypass,
             allowed_cwd_roots: Vec::new(),
+            retain_finished: None,
             runner: RunnerConfig {
                 runner_bin: "/nonexistent/codex-jobs-runner".into(),
                 codex_bin: "codex".into(),

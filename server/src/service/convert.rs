@@ -278,6 +278,31 @@ pub fn wait(wait: Option<prost_types::Duration>) -> Result<Option<Duration>, Err
         })
 }
 
+/// Prune's age: required, not negative.
+pub fn older_than(age: Option<prost_types::Duration>) -> Result<Duration, Error> {
+    let age = age.ok_or_else(|| {
+        invalid("older_than is required: how long ago the jobs to delete ended (0 for all)".into())
+    })?;
+    Duration::try_from(age).map_err(|_| {
+        invalid(format!(
+            "older_than must not be negative, got {} s",
+            age.seconds
+        ))
+    })
+}
+
+/// Prune's states: each one that ends a job.
+pub fn ended_states(values: Vec<i32>) -> Result<Vec<JobState>, Error> {
+    let states = job_states(values)?;
+    if let Some(state) = states.iter().find(|state| !state.is_terminal()) {
+        return Err(invalid(format!(
+            "states may name only states that end a job (succeeded, failed, cancelled), got {}",
+            state.name()
+        )));
+    }
+    Ok(states)
+}
+
 pub fn page_size(size: u32) -> Result<usize, Error> {
     match size {
         0 => Ok(DEFAULT_PAGE_SIZE),
@@ -385,6 +410,7 @@ impl From<Job> for pb::Job {
                 output_tokens: usage.output_tokens,
             }),
             output_size: job.output_size,
+            disk_bytes: job.disk_bytes,
             request_id: job.request_id.unwrap_or_default(),
             created_by: job.created_by,
             output_note: job.outcome.output_note,

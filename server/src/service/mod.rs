@@ -44,6 +44,7 @@ fn status(err: &Error) -> Status {
         Error::InvalidArgument(_) => Status::invalid_argument(err.to_string()),
         Error::PermissionDenied(_) => Status::permission_denied(err.to_string()),
         Error::ResourceExhausted(_) => Status::resource_exhausted(err.to_string()),
+        Error::FailedPrecondition(_) => Status::failed_precondition(err.to_string()),
         Error::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
             Status::resource_exhausted(format!("the server's disk is full: {io}"))
         }
@@ -166,6 +167,47 @@ impl CodexJobs for JobService {
         }))
     }
 
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let caller = require(&request, Scope::Write)?;
+        let id = convert::job_id(&request.into_inner().job_id)?;
+        let deleted = self.manager.delete(id).await;
+        let outcome = match &deleted {
+            Ok(_) => "deleted".to_string(),
+            Err(err) => err.to_string(),
+        };
+        audit("delete", &caller, &id.to_string(), &outcome);
+        Ok(Response::new(pb::DeleteResponse {
+            job: Some(deleted?.into()),
+        }))
+    }
+
+    async fn prune(
+        &self,
+        request: Request<pb::PruneRequest>,
+    ) -> Result<Response<pb::PruneResponse>, Status> {
+        let caller = require(&request, Scope::Write)?;
+        let request = request.into_inner();
+        let older_than = convert::older_than(request.older_than)?;
+        let states = convert::ended_states(request.states)?;
+        let pruned = self.manager.prune(older_than, states).await;
+        let outcome = match &pruned {
+            Ok(pruned) => format!(
+                "{} deleted, {} bytes freed",
+                pruned.deleted, pruned.freed_bytes
+            ),
+            Err(err) => err.to_string(),
+        };
+        audit("prune", &caller, "-", &outcome);
+        let pruned = pruned?;
+        Ok(Response::new(pb::PruneResponse {
+            deleted: pruned.deleted,
+            freed_bytes: pruned.freed_bytes,
+        }))
+    }
+
     async fn list(
         &self,
         request: Request<pb::ListRequest>,
@@ -177,6 +219,7 @@ impl CodexJobs for JobService {
             labels: convert::labels(request.labels.into_iter().collect())?,
             before: convert::page_token(&request.page_token)?,
             limit: convert::page_size(request.page_size)?,
+            min_disk_bytes: request.min_disk_bytes,
         };
         let page = self.manager.list(filter).await?;
         Ok(Response::new(pb::ListResponse {

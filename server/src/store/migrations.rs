@@ -8,7 +8,8 @@ use super::StoreError;
 /// SQLite: the version is the database's `user_version`. The first migration also
 /// brings up a database from before versions (columns added since, each with its
 /// default; see `sqlite::add_missing_columns`).
-pub const SQLITE: &[&str] = &["
+pub const SQLITE: &[&str] = &[
+    "
 CREATE TABLE IF NOT EXISTS jobs (
     id               TEXT PRIMARY KEY,   -- UUID v7: sorts by creation time
     state            TEXT NOT NULL,
@@ -45,12 +46,17 @@ CREATE TABLE IF NOT EXISTS job_labels (
     job_id TEXT NOT NULL,
     PRIMARY KEY (key, value, job_id)
 ) WITHOUT ROWID;
-"];
+",
+    // 2: what each job takes on disk, stored when it ends.
+    "ALTER TABLE jobs ADD COLUMN disk_bytes INTEGER NOT NULL DEFAULT 0;
+     CREATE INDEX jobs_by_finish ON jobs (finished_at) WHERE finished_at IS NOT NULL;",
+];
 
 /// PostgreSQL: the versions applied are rows of `schema_migrations`. Ids are text
 /// in the "C" collation, so that they sort by their bytes (by creation time) as in
 /// SQLite, whatever the database's own collation.
-pub const POSTGRES: &[&str] = &["
+pub const POSTGRES: &[&str] = &[
+    "
 CREATE TABLE jobs (
     id               TEXT COLLATE \"C\" PRIMARY KEY,
     state            TEXT NOT NULL,
@@ -88,7 +94,11 @@ CREATE TABLE job_labels (
     job_id TEXT COLLATE \"C\" NOT NULL,
     PRIMARY KEY (key, value, job_id)
 );
-"];
+",
+    // 2: what each job takes on disk, stored when it ends.
+    "ALTER TABLE jobs ADD COLUMN disk_bytes BIGINT NOT NULL DEFAULT 0;
+     CREATE INDEX jobs_by_finish ON jobs (finished_at) WHERE finished_at IS NOT NULL;",
+];
 
 /// The refusal of a database a newer server has migrated.
 pub fn too_new(database: &str, found: i64, known: usize) -> StoreError {

@@ -121,6 +121,8 @@ trait Backend: Send + Sync {
     fn unfinished(&self) -> Result<Vec<Job>>;
     fn changed_since(&self, query: &query::Query) -> Result<(Vec<(Job, u64)>, u64)>;
     fn list(&self, query: &query::Query) -> Result<Vec<Job>>;
+    /// Deletes a job that has ended; false if there is none.
+    fn delete(&self, id: JobId) -> Result<bool>;
 }
 
 pub struct Store {
@@ -241,6 +243,24 @@ impl Store {
         self.backend.changed_since(&query)
     }
 
+    /// Deletes the record of a job that has ended (not its files); false if no job
+    /// with that id has ended.
+    pub fn delete(&self, id: JobId) -> Result<bool> {
+        self.backend.delete(id)
+    }
+
+    /// Up to `limit` jobs in one of `states` (all that end, if empty) that ended
+    /// before `cutoff`, oldest first.
+    pub fn ended_before(
+        &self,
+        cutoff: Millis,
+        states: &[JobState],
+        limit: usize,
+    ) -> Result<Vec<Job>> {
+        self.backend
+            .list(&query::ended_before(cutoff, states, limit))
+    }
+
     /// One page of jobs, newest first.
     pub fn list(&self, filter: &ListFilter) -> Result<Page> {
         let mut jobs = self.backend.list(&query::list(filter))?;
@@ -280,13 +300,14 @@ struct JobRow {
     created_by: String,
     output_note: String,
     reasoning_effort: String,
+    disk_bytes: i64,
 }
 
 /// The columns a `JobRow` is read from, in its order.
 const JOB_COLUMNS: &str = "id, state, request_id, created_at, started_at, finished_at, prompt, \
     cwd, model, sandbox, timeout_ms, resume_thread_id, labels, failure_reason, error, exit_code, \
     signal, thread_id, final_message, usage, output_size, created_by, output_note, \
-    reasoning_effort";
+    reasoning_effort, disk_bytes";
 
 /// A value read from `column` that this server cannot make sense of.
 fn bad_column(column: &str, value: &str) -> StoreError {
@@ -352,6 +373,7 @@ impl JobRow {
             final_message: self.final_message,
             usage,
             output_size: self.output_size as u64,
+            disk_bytes: self.disk_bytes as u64,
             created_by: self.created_by,
         })
     }

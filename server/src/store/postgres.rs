@@ -229,8 +229,10 @@ async fn migrate(client: &mut Object, name: &str) -> Result<()> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
+    // No notice that the table exists already: it does on every start but the first.
     tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
+        "SET LOCAL client_min_messages = warning;
+         CREATE TABLE IF NOT EXISTS schema_migrations (
              version    INTEGER PRIMARY KEY,
              applied_at BIGINT NOT NULL
          )",
@@ -363,7 +365,7 @@ impl Backend for Postgres {
                 "UPDATE jobs SET state = $2, started_at = $3, finished_at = $4, \
                      failure_reason = $5, error = $6, exit_code = $7, signal = $8, \
                      thread_id = $9, final_message = $10, usage = $11, output_size = $12, \
-                     output_note = $13, version = $14 \
+                     output_note = $13, version = $14, disk_bytes = $15 \
                      WHERE id = $1 AND state IN ('queued', 'running')",
                 &[
                     &job.id.to_string(),
@@ -380,6 +382,7 @@ impl Backend for Postgres {
                     &(job.output_size as i64),
                     &outcome.output_note,
                     &version,
+                    &(job.disk_bytes as i64),
                 ],
             )
             .await
@@ -467,6 +470,25 @@ impl Backend for Postgres {
         Ok((jobs, latest as u64))
     }
 
+    fn delete(&self, id: JobId) -> Result<bool> {
+        self.run(async |client| {
+            let tx = client.transaction().await?;
+            let id = id.to_string();
+            let deleted = execute(
+                &tx,
+                "DELETE FROM jobs WHERE id = $1 AND state IN ('succeeded', 'failed', 'cancelled')",
+                &[&id],
+            )
+            .await?
+                > 0;
+            if deleted {
+                execute(&tx, "DELETE FROM job_labels WHERE job_id = $1", &[&id]).await?;
+            }
+            tx.commit().await?;
+            Ok(deleted)
+        })
+    }
+
     fn list(&self, query: &Query) -> Result<Vec<Job>> {
         let args = arguments(query);
         self.jobs(&query.numbered(), &references(&args))
@@ -523,5 +545,6 @@ fn job_row(row: &Row) -> Result<JobRow> {
         created_by: row.try_get("created_by")?,
         output_note: row.try_get("output_note")?,
         reasoning_effort: row.try_get("reasoning_effort")?,
+        disk_bytes: row.try_get("disk_bytes")?,
     })
 }

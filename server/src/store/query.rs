@@ -65,6 +65,12 @@ pub fn list(filter: &ListFilter) -> Query {
         query.args.push(Arg::Text(before.to_string()));
     }
     query.labels(&filter.labels);
+    if filter.min_disk_bytes > 0 {
+        query.sql += " AND disk_bytes >= ?";
+        query
+            .args
+            .push(Arg::Int(filter.min_disk_bytes.min(i64::MAX as u64) as i64));
+    }
     query.sql += " ORDER BY id DESC LIMIT ?";
     query.args.push(Arg::Int(filter.limit as i64 + 1));
     query
@@ -88,6 +94,19 @@ pub fn changed_since(since: u64, filter: &WatchFilter, initial: bool, limit: usi
     }
     query.labels(&filter.labels);
     query.sql += " ORDER BY version LIMIT ?";
+    query.args.push(Arg::Int(limit as i64));
+    query
+}
+
+/// Jobs in `states` (any that ended, if empty) that ended before `cutoff`, oldest
+/// end first.
+pub fn ended_before(cutoff: i64, states: &[JobState], limit: usize) -> Query {
+    let mut query = Query::select("");
+    query.sql += " AND finished_at < ?";
+    query.args.push(Arg::Int(cutoff));
+    let ended = [JobState::Succeeded, JobState::Failed, JobState::Cancelled];
+    query.states(if states.is_empty() { &ended } else { states });
+    query.sql += " ORDER BY finished_at LIMIT ?";
     query.args.push(Arg::Int(limit as i64));
     query
 }

@@ -193,7 +193,7 @@ impl Backend for Sqlite {
                 "UPDATE jobs SET state = ?2, started_at = ?3, finished_at = ?4, \
                  failure_reason = ?5, error = ?6, exit_code = ?7, signal = ?8, thread_id = ?9, \
                  final_message = ?10, usage = ?11, output_size = ?12, output_note = ?13, \
-                 version = ?14 WHERE id = ?1 AND state IN ('queued', 'running')",
+                 version = ?14, disk_bytes = ?15 WHERE id = ?1 AND state IN ('queued', 'running')",
                 params![
                     job.id.to_string(),
                     job.state.name(),
@@ -209,6 +209,7 @@ impl Backend for Sqlite {
                     job.output_size as i64,
                     outcome.output_note,
                     version as i64,
+                    job.disk_bytes as i64,
                 ],
             )
         })
@@ -304,6 +305,20 @@ impl Backend for Sqlite {
         Ok((jobs, latest as u64))
     }
 
+    fn delete(&self, id: JobId) -> Result<bool> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let deleted = tx.execute(
+            "DELETE FROM jobs WHERE id = ?1 AND state IN ('succeeded', 'failed', 'cancelled')",
+            [id.to_string()],
+        )? > 0;
+        if deleted {
+            tx.execute("DELETE FROM job_labels WHERE job_id = ?1", [id.to_string()])?;
+        }
+        tx.commit()?;
+        Ok(deleted)
+    }
+
     fn list(&self, query: &Query) -> Result<Vec<Job>> {
         self.query_jobs(query, job_row)?
             .into_iter()
@@ -360,5 +375,6 @@ fn job_row(row: &Row) -> rusqlite::Result<JobRow> {
         created_by: row.get("created_by")?,
         output_note: row.get("output_note")?,
         reasoning_effort: row.get("reasoning_effort")?,
+        disk_bytes: row.get("disk_bytes")?,
     })
 }
