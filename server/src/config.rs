@@ -130,6 +130,11 @@ pub struct ServerArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT; no TLS or token:
+    /// counts and timings only, no job's content). Off by default
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+
     /// DANGER: serve non-loopback TCP addresses without TLS, or without a token or
     /// client certificates. Anyone who can reach the port can then run code on
     /// this host, and tokens and output cross the network in plain text.

@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod job;
 pub mod manager;
+pub mod metrics;
 pub mod output;
 pub mod runner;
 pub mod service;
@@ -22,7 +23,8 @@ pub mod tls;
 pub mod watch;
 
 use std::{
-    future::Future, os::unix::fs::PermissionsExt, path::Path, path::PathBuf, time::Duration,
+    future::Future, os::unix::fs::PermissionsExt, path::Path, path::PathBuf, sync::Arc,
+    time::Duration,
 };
 
 use anyhow::Context;
@@ -103,7 +105,12 @@ pub async fn run(
         );
     }
     let manager = JobManager::open(manager_config(&args, state_dir)?).await?;
-    let (router, health) = services(manager, &args).await?;
+    let metrics = args.metrics.map(|_| Arc::new(metrics::Metrics::default()));
+    if let (Some(addr), Some(metrics)) = (args.metrics, &metrics) {
+        let bound = metrics::serve(addr, metrics.clone(), manager.clone()).await?;
+        tracing::info!("metrics on http://{bound}/metrics");
+    }
+    let (router, health) = services(manager, metrics, &args).await?;
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut servers = JoinSet::new();
@@ -210,19 +217,23 @@ fn manager_config(args: &ServerArgs, state_dir: PathBuf) -> anyhow::Result<Manag
 /// The gRPC services every listener serves, and the reporter that tells health
 /// checks whether they do.
 async fn services(
-    manager: std::sync::Arc<JobManager>,
+    manager: Arc<JobManager>,
+    metrics: Option<Arc<metrics::Metrics>>,
     args: &ServerArgs,
 ) -> anyhow::Result<(Router, HealthReporter)> {
     let tokens = Tokens::load(args.token.as_deref(), args.tokens_file.as_deref())?;
     let auth = Authenticate::new(tokens);
     // The token first, then the size: a stranger learns nothing of the limits.
-    let jobs = InterceptedService::new(
-        RequestLimit(
-            CodexJobsServer::new(JobService::new(manager))
-                .max_decoding_message_size(MAX_REQUEST_BYTES),
+    let jobs = metrics::Measured {
+        inner: InterceptedService::new(
+            RequestLimit(
+                CodexJobsServer::new(JobService::new(manager))
+                    .max_decoding_message_size(MAX_REQUEST_BYTES),
+            ),
+            auth.clone(),
         ),
-        auth.clone(),
-    );
+        metrics,
+    };
     // Health answers without a token, for load balancers and probes.
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<CodexJobsServer<JobService>>().await;

@@ -48,6 +48,9 @@ use crate::{
 /// under the 4 MiB message limit gRPC clients apply by default.
 const MAX_PAGE_BYTES: usize = 3 * 1024 * 1024;
 
+/// Ended jobs a slow `ended_jobs` receiver may fall behind by.
+const ENDED_JOBS_BUFFERED: usize = 4096;
+
 /// How much memory finished jobs kept for quick answers may take.
 const FINISHED_JOBS_BUDGET: usize = 8 * 1024 * 1024;
 
@@ -82,6 +85,8 @@ pub struct JobManager {
     live: Mutex<Live>,
     /// Finished jobs read lately.
     finished: finished::FinishedJobs,
+    /// Each job as it ends, for whoever keeps statistics (see `ended_jobs`).
+    ended: tokio::sync::broadcast::Sender<Job>,
     watcher: changes::DirWatcher,
 }
 
@@ -153,6 +158,7 @@ impl JobManager {
             jobs_dir,
             live: Mutex::new(Live::default()),
             finished: finished::FinishedJobs::new(FINISHED_JOBS_BUDGET),
+            ended: tokio::sync::broadcast::channel(ENDED_JOBS_BUFFERED).0,
             watcher,
         });
         manager.recover()?;
@@ -526,7 +532,36 @@ impl JobManager {
         }
         self.watcher.remove(id);
         tracing::info!(job = %id, state = ?job.state, error = %job.outcome.error, "job finished");
+        // Nobody listening is no error.
+        let _ = self.ended.send(job);
     }
+
+    /// Every job from now on, once its end is stored.
+    pub fn ended_jobs(&self) -> tokio::sync::broadcast::Receiver<Job> {
+        self.ended.subscribe()
+    }
+
+    /// The jobs waiting in the queue, and those running, now.
+    pub fn load(&self) -> Load {
+        let live = self.live();
+        Load {
+            queued: live.queue.len(),
+            running: live.running,
+        }
+    }
+
+    /// How many stored jobs are in each state.
+    pub async fn count_by_state(self: &Arc<Self>) -> Result<Vec<(JobState, u64)>> {
+        self.blocking(|manager| Ok(manager.store.count_by_state()?))
+            .await
+    }
+}
+
+/// The queue and the run slots at one moment.
+#[derive(Clone, Copy, Debug)]
+pub struct Load {
+    pub queued: usize,
+    pub running: usize,
 }
 
 /// A file's size, zero if it does not exist.

@@ -123,6 +123,8 @@ trait Backend: Send + Sync {
     fn list(&self, query: &query::Query) -> Result<Vec<Job>>;
     /// Deletes a job that has ended; false if there is none.
     fn delete(&self, id: JobId) -> Result<bool>;
+    /// `(state, jobs)` for each state some job is in.
+    fn count_by_state(&self) -> Result<Vec<(String, i64)>>;
 }
 
 pub struct Store {
@@ -247,6 +249,15 @@ impl Store {
     /// with that id has ended.
     pub fn delete(&self, id: JobId) -> Result<bool> {
         self.backend.delete(id)
+    }
+
+    /// How many jobs are in each state.
+    pub fn count_by_state(&self) -> Result<Vec<(JobState, u64)>> {
+        self.backend
+            .count_by_state()?
+            .into_iter()
+            .map(|(state, count)| Ok((named("state", &state, JobState::from_name)?, count as u64)))
+            .collect()
     }
 
     /// Up to `limit` jobs in one of `states` (all that end, if empty) that ended

@@ -489,6 +489,11 @@ impl Backend for Postgres {
         })
     }
 
+    fn count_by_state(&self) -> Result<Vec<(String, i64)>> {
+        let rows = self.select(query::COUNT_BY_STATE, &[])?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
     fn list(&self, query: &Query) -> Result<Vec<Job>> {
         let args = arguments(query);
         self.jobs(&query.numbered(), &references(&args))

@@ -111,6 +111,9 @@ pub fn ended_before(cutoff: i64, states: &[JobState], limit: usize) -> Query {
     query
 }
 
+/// How many jobs are in each state.
+pub const COUNT_BY_STATE: &str = "SELECT state, COUNT(*) FROM jobs GROUP BY state";
+
 /// The latest version of all, read with `changed_since`.
 pub const LATEST_VERSION: &str = "SELECT COALESCE(MAX(version), 0) FROM jobs";
 

@@ -319,6 +319,15 @@ impl Backend for Sqlite {
         Ok(deleted)
     }
 
+    fn count_by_state(&self) -> Result<Vec<(String, i64)>> {
+        let db = self.db();
+        let mut query = db.prepare_cached(query::COUNT_BY_STATE)?;
+        let counts = query
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(counts)
+    }
+
     fn list(&self, query: &Query) -> Result<Vec<Job>> {
         self.query_jobs(query, job_row)?
             .into_iter()
