@@ -112,6 +112,10 @@ async fn real_codex_server() -> Option<(TestServer, MockApi, tempfile::TempDir)>
             ..ServerOptions::default()
         }
         .env("CODEX_HOME", codex_home.display().to_string())
+        // Codex snapshots the user's login shell; a home of its own keeps the
+        // machine's shell start-up files (and what they start, such as a pyenv
+        // rehash in the background) out of the test.
+        .env("HOME", scratch.path().display().to_string())
         .env("RUST_BACKTRACE", "0"),
     )
     .await;
@@ -247,6 +251,7 @@ default_tools_approval_mode = "approve"
         .arg(&work)
         .arg(&prompt)
         .env("CODEX_HOME", &home)
+        .env("HOME", scratch.path())
         .env(support::TEST_MARK, scratch.path())
         .stdin(Stdio::null())
         .kill_on_drop(true)
