@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import grpc
 import pytest
 from conftest import CuttableProxy, eventually, within
@@ -221,3 +223,25 @@ def test_a_reasoning_effort_stays_with_the_job(jobs: Client, cwd: str) -> None:
     assert jobs.start("say quick", cwd=cwd).reasoning_effort is None
     with pytest.raises(ValueError, match="low, medium, high"):
         jobs.start("say hi", cwd=cwd, reasoning_effort="max")
+
+
+def test_jobs_that_ended_are_deleted_one_by_one_or_by_age(jobs: Client, cwd: str, label: dict) -> None:
+    ended = jobs.wait(jobs.start("say delete me", cwd=cwd, labels=label).id)
+    assert ended.disk_bytes > 0
+    running = jobs.start("sleep 60", cwd=cwd, labels=label)
+    eventually("the job runs", lambda: jobs.poll(running.id).job.state == JobState.RUNNING)
+    with pytest.raises(JobsError) as refused:
+        jobs.delete(running.id)
+    assert refused.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "cancel it first" in refused.value.message
+    assert jobs.delete(ended.id).id == ended.id
+    with pytest.raises(JobsError) as gone:
+        jobs.poll(ended.id)
+    assert gone.value.code == grpc.StatusCode.NOT_FOUND
+
+    jobs.cancel(running.id)
+    pruned = jobs.prune(timedelta(0), states=["cancelled"])
+    assert pruned.deleted >= 1 and pruned.freed_bytes > 0
+    assert list(jobs.list(labels=label)) == []
+    with pytest.raises(ValueError):
+        jobs.prune(timedelta(seconds=-1))

@@ -242,6 +242,33 @@ export class Client implements AsyncDisposable {
     return toJob(response.job);
   }
 
+  /**
+   * Deletes a job that has ended, with its logs, and returns it as it was. A job
+   * that has not ended is refused (FAILED_PRECONDITION): cancel it first.
+   */
+  async delete(jobId: string): Promise<Job> {
+    const response = await this.#call(() => this.#rpc.delete({ jobId }));
+    return toJob(response.job);
+  }
+
+  /**
+   * Deletes the jobs that ended more than `olderThanSeconds` ago (only those that
+   * ended in one of `states`, if given), and says how many and how many bytes.
+   */
+  async prune(
+    olderThanSeconds: number,
+    options: { states?: JobState[] } = {},
+  ): Promise<{ deleted: number; freedBytes: number }> {
+    if (!(olderThanSeconds >= 0)) {
+      throw new RangeError(`olderThanSeconds must not be negative, got ${olderThanSeconds}`);
+    }
+    const states = (options.states ?? []).map(stateToPb);
+    const response = await this.#call(() =>
+      this.#rpc.prune({ olderThan: durationFromMs(olderThanSeconds * 1000), states }),
+    );
+    return { deleted: Number(response.deleted), freedBytes: Number(response.freedBytes) };
+  }
+
   /** Lists jobs, newest first, fetching page after page as the loop goes on. */
   async *list(options: ListOptions = {}): AsyncGenerator<Job, void, undefined> {
     const states = (options.states ?? []).map(stateToPb);

@@ -79,6 +79,8 @@ export interface Job {
   usage: TokenUsage | null;
   /** Size in bytes of the transcript so far. */
   outputSize: number;
+  /** Bytes the job takes on the server's disk (its directory with every log). */
+  diskBytes: number;
   /** The request id the job was started with. */
   requestId: string | null;
   /** Who started the job: `token NAME`, `certificate CN`, `uid N` or `anonymous`. */
@@ -210,6 +212,7 @@ export function toJob(job: PbJob | undefined): Job {
         }
       : null,
     outputSize: Number(job.outputSize),
+    diskBytes: Number(job.diskBytes),
     requestId: orNull(job.requestId),
     createdBy: job.createdBy,
     outputNote: orNull(job.outputNote),

@@ -257,3 +257,26 @@ test("the README's example runs as written", async () => {
     await rm(script, { force: true });
   }
 });
+
+test("delete and prune the jobs that ended", async () => {
+  const labels = { run: randomUUID() };
+  const ended = await client.start("say delete me", { cwd, labels });
+  const done = await client.wait(ended.id);
+  assert.ok(done.diskBytes > 0);
+  const running = await client.start("sleep 60", { cwd, labels });
+  await pollUntil(running.id, (job) => job.state === "running");
+  await assert.rejects(client.delete(running.id), (err) => {
+    assert.equal(err.code, "FAILED_PRECONDITION");
+    assert.match(err.message, /cancel it first/);
+    return true;
+  });
+  assert.equal((await client.delete(ended.id)).id, ended.id);
+  await assert.rejects(client.poll(ended.id), { code: "NOT_FOUND" });
+  await client.cancel(running.id);
+  const pruned = await client.prune(0, { states: ["cancelled"] });
+  assert.ok(pruned.deleted >= 1 && pruned.freedBytes > 0);
+  const left = [];
+  for await (const job of client.list({ labels })) left.push(job);
+  assert.deepEqual(left, []);
+  await assert.rejects(client.prune(-1), RangeError);
+});

@@ -14,7 +14,7 @@ from . import _model
 from ._client import LONG_POLL, SLACK
 from ._connect import resolve
 from ._follow import Follower, Watcher
-from ._model import FollowEvent, Job, JobsError, JobState, PollResult, WatchEvent
+from ._model import FollowEvent, Job, JobsError, JobState, PollResult, Pruned, WatchEvent
 from ._proto import jobs_pb2 as pb
 from ._proto.jobs_pb2_grpc import CodexJobsStub
 
@@ -111,6 +111,15 @@ class AsyncClient:
     async def cancel(self, job_id: str) -> Job:
         """See `Client.cancel`."""
         return _model.job_from_pb((await self._call(self._stub.Cancel, pb.CancelRequest(job_id=job_id))).job)
+
+    async def delete(self, job_id: str) -> Job:
+        """See `Client.delete`."""
+        return _model.job_from_pb((await self._call(self._stub.Delete, pb.DeleteRequest(job_id=job_id))).job)
+
+    async def prune(self, older_than: timedelta, *, states: Sequence[Union[JobState, str]] = ()) -> Pruned:
+        """See `Client.prune`."""
+        response = await self._call(self._stub.Prune, _model.prune_request(older_than, states))
+        return Pruned(deleted=response.deleted, freed_bytes=response.freed_bytes)
 
     async def list(
         self,

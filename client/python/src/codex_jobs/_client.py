@@ -11,7 +11,7 @@ import grpc
 from . import _model
 from ._connect import resolve
 from ._follow import Follower, Watcher
-from ._model import FollowEvent, Job, JobsError, JobState, PollResult, WatchEvent
+from ._model import FollowEvent, Job, JobsError, JobState, PollResult, Pruned, WatchEvent
 from ._proto import jobs_pb2 as pb
 from ._proto.jobs_pb2_grpc import CodexJobsStub
 
@@ -132,6 +132,17 @@ class Client:
     def cancel(self, job_id: str) -> Job:
         """Cancels the job and returns it once nothing of it runs any more."""
         return _model.job_from_pb(self._call(self._stub.Cancel, pb.CancelRequest(job_id=job_id)).job)
+
+    def delete(self, job_id: str) -> Job:
+        """Deletes a job that has ended, with its logs, and returns it as it was.
+        A job that has not ended is refused (FAILED_PRECONDITION): cancel it first."""
+        return _model.job_from_pb(self._call(self._stub.Delete, pb.DeleteRequest(job_id=job_id)).job)
+
+    def prune(self, older_than: timedelta, *, states: Sequence[Union[JobState, str]] = ()) -> Pruned:
+        """Deletes the jobs that ended longer than `older_than` ago (only those that
+        ended in one of `states`, if given), and says how many and how many bytes."""
+        response = self._call(self._stub.Prune, _model.prune_request(older_than, states))
+        return Pruned(deleted=response.deleted, freed_bytes=response.freed_bytes)
 
     def list(
         self,

@@ -90,6 +90,8 @@ class Job:
     usage: Optional[Usage]
     #: Size in bytes of the transcript so far.
     output_size: int
+    #: Bytes the job takes on the server's disk (its directory with every log).
+    disk_bytes: int
     request_id: Optional[str]
     #: Who started the job: `token NAME`, `certificate CN`, `uid N` or `anonymous`.
     created_by: str
@@ -100,6 +102,14 @@ class Job:
     def done(self) -> bool:
         """True once the job is in a state that never changes again."""
         return self.state.done
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What a prune deleted."""
+
+    deleted: int
+    freed_bytes: int
 
 
 @dataclass(frozen=True)
@@ -201,6 +211,7 @@ def job_from_pb(message: pb.Job) -> Job:
         final_message=message.final_message,
         usage=None if usage is None else Usage(usage.input_tokens, usage.cached_input_tokens, usage.output_tokens),
         output_size=message.output_size,
+        disk_bytes=message.disk_bytes,
         request_id=message.request_id or None,
         created_by=message.created_by,
         output_note=message.output_note or None,
@@ -299,6 +310,14 @@ def _states(states: Iterable[Union[JobState, str]]) -> list[str]:
     known = [state.value for state in JobState]
     names = [_named(state.value if isinstance(state, JobState) else state, known, "state") for state in states]
     return [_enum(name, "JOB_STATE_") for name in names]
+
+
+def prune_request(older_than: timedelta, states: Iterable[Union[JobState, str]]) -> pb.PruneRequest:
+    if older_than < timedelta(0):
+        raise ValueError(f"older_than must not be negative, got {older_than}")
+    request = pb.PruneRequest(states=_states(states))
+    request.older_than.FromTimedelta(older_than)
+    return request
 
 
 def list_request(
