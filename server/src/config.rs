@@ -163,7 +163,6 @@ pub enum TokenCommand {
     },
 }
 
-/// A grace period in seconds: 0 to 3600, fractions allowed.
 /// A retention time: a humantime duration (`30d`, `1h 30m`) or `0`.
 fn retention(text: &str) -> Result<Duration, String> {
     if text.trim() == "0" {
@@ -173,6 +172,7 @@ fn retention(text: &str) -> Result<Duration, String> {
         .map_err(|err| format!("{err}: give a duration like 30d, 12h or 90m, or 0 to keep jobs"))
 }
 
+/// A grace period in seconds: 0 to 3600, fractions allowed.
 fn grace_period(text: &str) -> Result<Duration, String> {
     text.parse::<f64>()
         .ok()

@@ -185,8 +185,14 @@ pub async fn serve(
     metrics.clone().count_ended_jobs(&manager);
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Out of descriptors, say: let some close before trying again.
+                    tracing::warn!("metrics: cannot accept a connection: {err}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             let (metrics, manager) = (metrics.clone(), manager.clone());
             let answer = hyper::service::service_fn(move |request| {
@@ -248,6 +254,11 @@ impl<S: NamedService> NamedService for Measured<S> {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// The service's methods, as they end its paths.
+const METHODS: [&str; 8] = [
+    "Start", "Poll", "Cancel", "List", "Follow", "Watch", "Delete", "Prune",
+];
+
 impl<S, B> Service<http::Request<Body>> for Measured<S>
 where
     S: Service<http::Request<Body>, Response = http::Response<B>> + Clone + Send + 'static,
@@ -268,18 +279,19 @@ where
         let Some(metrics) = self.metrics.clone() else {
             return Box::pin(inner.call(request));
         };
-        let method = request
-            .uri()
-            .path()
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
+        // Only the service's own methods name a series: a caller cannot make more.
+        let method = request.uri().path().rsplit('/').next().unwrap_or_default();
+        let method = METHODS
+            .iter()
+            .find(|known| **known == method)
+            .map_or("unknown", |known| *known)
             .to_string();
         let started = Instant::now();
         Box::pin(async move {
             let response = inner.call(request).await?;
             // An error is sent at once, in the headers; a call that goes well sends
-            // its status in the trailers, after the last message.
+            // its status in the trailers, after the last message (so a stream that
+            // fails after it began counts as OK).
             let code = response
                 .headers()
                 .get("grpc-status")

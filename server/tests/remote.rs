@@ -310,7 +310,9 @@ async fn health_answers_without_a_token_and_reflection_only_with_one() {
     let called: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert_eq!(
         called["methods"],
-        serde_json::json!(["Start", "Poll", "Cancel", "List", "Follow", "Watch"])
+        serde_json::json!([
+            "Start", "Poll", "Cancel", "List", "Follow", "Watch", "Delete", "Prune"
+        ])
     );
     assert_eq!(
         called["list"]["jobs"].as_array().unwrap().len(),

@@ -265,7 +265,7 @@ impl ServerHandler for Bridge {
             .call(ToolCallContext::new(self, request, context))
             .await?;
         if as_task {
-            self.answer_with_task(response).await
+            Ok(task::answer_with_task(response))
         } else {
             Ok(response)
         }

@@ -41,28 +41,41 @@ const POLL_INTERVAL_MS: u64 = 2000;
 /// The transcript lines a finished task's result carries, as `codex_wait` does.
 const RESULT_TAIL_LINES: u32 = 10;
 
-impl Bridge {
-    /// A start tool's result as a task for the job it started. A tool error stays
-    /// the tool's answer: there is no job to follow.
-    pub(super) async fn answer_with_task(
-        &self,
-        response: CallToolResponse,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let CallToolResponse::Complete(result) = &response else {
-            return Ok(response);
-        };
-        let job_id = result
-            .structured_content
-            .as_ref()
-            .filter(|_| result.is_error != Some(true))
-            .and_then(|job| job["job_id"].as_str());
-        let Some(job_id) = job_id else {
-            return Ok(response);
-        };
-        let task = self.task(job_id).await?;
-        Ok(CallToolResponse::Task(CreateTaskResult::new(task.task)))
-    }
+/// A start tool's result as a task for the job it started, made from the result
+/// itself (a second call that failed would hide a job that exists). A tool error
+/// stays the tool's answer: there is no job to follow.
+pub(super) fn answer_with_task(response: CallToolResponse) -> CallToolResponse {
+    let CallToolResponse::Complete(result) = &response else {
+        return response;
+    };
+    let Some(job) = result
+        .structured_content
+        .as_ref()
+        .filter(|job| result.is_error != Some(true) && job["job_id"].is_string())
+    else {
+        return response;
+    };
+    let created = job["created_at"].as_str().unwrap_or_default();
+    let updated = job["started_at"].as_str().unwrap_or(created);
+    let message = match job["state"].as_str() {
+        Some("queued") => QUEUED,
+        _ => "running",
+    };
+    let task = Task::new(
+        job["job_id"].as_str().unwrap_or_default(),
+        rmcp::model::TaskStatus::Working,
+        created,
+        updated,
+    )
+    .with_status_message(message)
+    .with_poll_interval_ms(POLL_INTERVAL_MS);
+    CallToolResponse::Task(CreateTaskResult::new(task))
+}
 
+/// The status message of a job that waits in the queue.
+const QUEUED: &str = "queued: waiting for a run slot";
+
+impl Bridge {
     /// The task that is the job `task_id`, as the server has it now.
     pub(super) async fn task(&self, task_id: &str) -> Result<DetailedTask, ErrorData> {
         let request = pb::PollRequest {
@@ -80,12 +93,23 @@ impl Bridge {
         Ok(detailed_task(&response))
     }
 
-    /// Cancels the job `task_id`; the task shows it once the job has stopped.
+    /// Cancels the job `task_id` and acknowledges at once, as the extension asks:
+    /// the task shows the job cancelled once it has stopped.
     pub(super) async fn cancel_job_of_task(&self, task_id: &str) -> Result<(), ErrorData> {
-        self.try_rpc(|mut client| async move { client.cancel(task_id).await })
+        // An unknown task is an error the caller hears of now; the server stops the
+        // job whether or not anyone waits for its answer.
+        self.task(task_id).await?;
+        let mut client = self
+            .client()
             .await
-            .map(|_| ())
-            .map_err(|err| task_error(task_id, err))
+            .map_err(|err| task_error(task_id, err))?;
+        let job_id = task_id.to_string();
+        tokio::spawn(async move {
+            if let Err(err) = client.cancel(&job_id).await {
+                tracing::warn!(job = %job_id, "tasks/cancel: {err}");
+            }
+        });
+        Ok(())
     }
 }
 
@@ -106,10 +130,9 @@ fn detailed_task(response: &pb::PollResponse) -> DetailedTask {
         .find(|line| !line.trim().is_empty())
         .map(str::to_string);
     let (message, payload) = match job.state() {
-        pb::JobState::Unspecified | pb::JobState::Queued => (
-            Some("queued: waiting for a run slot".to_string()),
-            TaskPayload::Working,
-        ),
+        pb::JobState::Unspecified | pb::JobState::Queued => {
+            (Some(QUEUED.to_string()), TaskPayload::Working)
+        }
         pb::JobState::Running => (latest_line.or(Some("running".into())), TaskPayload::Working),
         pb::JobState::Succeeded => (
             Some(view.final_message.clone()).filter(|text| !text.is_empty()),

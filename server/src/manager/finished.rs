@@ -23,6 +23,9 @@ struct Kept {
     /// Oldest first.
     order: VecDeque<JobId>,
     bytes: usize,
+    /// Deleted jobs, never to be kept again (a reader may have read one from the
+    /// store just before it went).
+    deleted: std::collections::HashSet<JobId>,
 }
 
 fn cost(job: &Job) -> usize {
@@ -48,9 +51,10 @@ impl FinishedJobs {
         self.lock().jobs.get(&id).cloned()
     }
 
-    /// Forgets a job that was deleted.
+    /// Forgets a job that is being deleted, for good.
     pub(super) fn forget(&self, id: JobId) {
         let mut kept = self.lock();
+        kept.deleted.insert(id);
         if let Some(gone) = kept.jobs.remove(&id) {
             kept.bytes -= cost(&gone);
             kept.order.retain(|kept| *kept != id);
@@ -65,7 +69,7 @@ impl FinishedJobs {
             return; // One huge prompt would push out many jobs.
         }
         let mut kept = self.lock();
-        if kept.jobs.contains_key(&job.id) {
+        if kept.jobs.contains_key(&job.id) || kept.deleted.contains(&job.id) {
             return;
         }
         while kept.bytes + cost > self.budget {

@@ -329,15 +329,31 @@ impl JobManager {
     /// Puts a job that could not be launched back at the head of the queue, and
     /// tries the queue again in a second.
     fn requeue(self: Arc<Self>, id: JobId) {
-        {
+        let cancelled = {
             let mut live = self.live();
             live.running -= 1;
-            if let Some(entry) = live.jobs.get_mut(&id) {
-                entry.job.state = JobState::Queued;
-                entry.job.started_at = None;
-                entry.bump();
-                live.queue.push_front(id);
+            match live.jobs.get_mut(&id) {
+                Some(entry) => {
+                    entry.job.state = JobState::Queued;
+                    entry.job.started_at = None;
+                    entry.bump();
+                    // A Cancel that came meanwhile ends it here, never having run.
+                    let cancelled = entry.cancel_requested;
+                    if !cancelled {
+                        live.queue.push_front(id);
+                    }
+                    cancelled
+                }
+                None => false,
             }
+        };
+        if cancelled {
+            let outcome = Outcome {
+                error: "cancelled before it started".into(),
+                ..Outcome::default()
+            };
+            // Stored once the database answers again (see `retry_settle`).
+            self.settle(id, JobState::Cancelled, outcome, None);
         }
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(1)).await;

@@ -35,10 +35,11 @@ impl JobManager {
                 job.state.name()
             )));
         }
+        // Out of the cache first, so that a reader cannot put it back.
+        self.finished.forget(id);
         if !self.store.delete(id)? {
             return Err(Error::NotFound(id));
         }
-        self.finished.forget(id);
         let dir = self.job_dir(id);
         if let Err(err) = std::fs::remove_dir_all(dir.path())
             && err.kind() != std::io::ErrorKind::NotFound
@@ -60,16 +61,24 @@ impl JobManager {
     }
 
     fn prune_now(&self, older_than: Duration, states: &[JobState]) -> Result<Pruned> {
-        let cutoff = now_millis().saturating_sub(older_than.as_millis() as i64);
+        // An age past any clock keeps everything: the cutoff is before any job.
+        let age = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = now_millis().saturating_sub(age);
         let mut pruned = Pruned::default();
         loop {
             let batch = self.store.ended_before(cutoff, states, PRUNE_BATCH)?;
             let last = batch.len() < PRUNE_BATCH;
             for job in batch {
                 let bytes = dir_size(self.job_dir(job.id).path());
-                self.delete_now(job.id)?;
-                pruned.deleted += 1;
-                pruned.freed_bytes += bytes;
+                match self.delete_now(job.id) {
+                    Ok(_) => {
+                        pruned.deleted += 1;
+                        pruned.freed_bytes += bytes;
+                    }
+                    // Deleted meanwhile by another Delete or Prune: gone is gone.
+                    Err(Error::NotFound(_)) => {}
+                    Err(err) => return Err(err),
+                }
             }
             if last {
                 return Ok(pruned);

@@ -50,6 +50,10 @@ CREATE TABLE IF NOT EXISTS job_labels (
     // 2: what each job takes on disk, stored when it ends.
     "ALTER TABLE jobs ADD COLUMN disk_bytes INTEGER NOT NULL DEFAULT 0;
      CREATE INDEX jobs_by_finish ON jobs (finished_at) WHERE finished_at IS NOT NULL;",
+    // 3: the latest version, kept apart from the jobs, so that deleting the job that
+    // holds it cannot hand the same version out again.
+    "CREATE TABLE versions (latest INTEGER NOT NULL);
+     INSERT INTO versions SELECT COALESCE(MAX(version), 0) FROM jobs;",
 ];
 
 /// PostgreSQL: the versions applied are rows of `schema_migrations`. Ids are text
@@ -98,6 +102,10 @@ CREATE TABLE job_labels (
     // 2: what each job takes on disk, stored when it ends.
     "ALTER TABLE jobs ADD COLUMN disk_bytes BIGINT NOT NULL DEFAULT 0;
      CREATE INDEX jobs_by_finish ON jobs (finished_at) WHERE finished_at IS NOT NULL;",
+    // 3: as for SQLite. Its one row also orders the changes: a transaction holds it
+    // from taking a version to its commit, so versions follow commit order.
+    "CREATE TABLE versions (latest BIGINT NOT NULL);
+     INSERT INTO versions SELECT COALESCE(MAX(version), 0) FROM jobs;",
 ];
 
 /// The refusal of a database a newer server has migrated.

@@ -52,7 +52,7 @@ impl std::fmt::Debug for PostgresConfig {
 pub enum StoreError {
     #[error("job store: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("job database {database}: {error}")]
+    #[error("job database {database}: {}", postgres::with_causes(error))]
     Postgres {
         database: String,
         error: tokio_postgres::Error,
@@ -89,7 +89,8 @@ impl StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// A job's state changed: stored as `version`, one more than any before it.
+/// A job's state changed: stored as `version`, higher than any before it (a change
+/// that came to nothing may leave a number unused).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Change {
     pub version: u64,

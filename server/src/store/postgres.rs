@@ -1,12 +1,11 @@
 //! The job store in a PostgreSQL database (`--database-url postgres://...`), for
-//! operators who run, back up and watch one already, and for several job hosts on
-//! one queue.
+//! operators who run, back up and watch one already.
 //!
 //! A pool of connections: one the database dropped (a restart, a network cut) is
 //! replaced on next use, and until the database answers again every call fails as
-//! `Unavailable`, naming it. Changes of state serialize on a transaction-scoped
-//! advisory lock, so versions are handed out one after another in commit order even
-//! with several servers on one database.
+//! `Unavailable`, naming it. Changes of state take their version from one row that
+//! they hold until they commit, so versions follow commit order, whatever the
+//! connections.
 
 use std::{sync::Arc, time::Duration};
 
@@ -30,8 +29,7 @@ const POOL_SIZE: usize = 16;
 /// database unavailable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The advisory locks the store takes (keys of its own, in `pg_advisory_xact_lock`).
-const CHANGE_LOCK: i64 = 0x636f_6465_785f_6a01;
+/// The advisory lock migrations take (a key of our own, in `pg_advisory_xact_lock`).
 const MIGRATION_LOCK: i64 = 0x636f_6465_785f_6a02;
 
 pub struct Postgres {
@@ -51,6 +49,18 @@ impl Postgres {
         })?;
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("codex-jobs-server");
+        // A database behind a dead network path (no reset ever comes) is noticed
+        // within half a minute, not the two hours of the system's default.
+        config.keepalives_idle(Duration::from_secs(10));
+        config.keepalives_interval(Duration::from_secs(5));
+        config.keepalives_retries(3);
+        // TLS when the URL asks for it, and then verified: libpq's default `prefer`
+        // would take any certificate (a distribution's self-signed one included),
+        // which a verifying client cannot, so without an sslmode the connection is
+        // plain, as libpq's would be to a server without TLS.
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Prefer {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        }
         let name = describe(&config);
         let manager = Manager::from_config(
             config,
@@ -134,7 +144,7 @@ impl Postgres {
     fn jobs(&self, sql: &str, args: &[&(dyn ToSql + Sync)]) -> Result<Vec<Job>> {
         self.select(sql, args)?
             .iter()
-            .map(|row| job_row(row)?.into_job())
+            .map(|row| job_row(row).map_err(|err| self.named(err))?.into_job())
             .collect()
     }
 }
@@ -150,7 +160,7 @@ impl From<tokio_postgres::Error> for StoreError {
 
 /// An error and what caused it, as one line ("error connecting to server:
 /// Connection refused").
-fn with_causes(error: &dyn std::error::Error) -> String {
+pub(super) fn with_causes(error: &dyn std::error::Error) -> String {
     let mut line = error.to_string();
     let mut cause = error.source();
     while let Some(error) = cause {
@@ -172,8 +182,13 @@ fn is_unavailable(error: &tokio_postgres::Error) -> bool {
             SqlState::CANNOT_CONNECT_NOW,
         ]
         .contains(code),
-        // No SQL state: the connection itself failed.
-        None => error.as_db_error().is_none(),
+        // No SQL state: the connection failed (closed, or an I/O error), or a value
+        // did not convert, which is no outage.
+        None => {
+            error.is_closed()
+                || std::error::Error::source(error)
+                    .is_some_and(|cause| cause.is::<std::io::Error>())
+        }
     }
 }
 
@@ -190,8 +205,8 @@ fn describe(config: &Config) -> String {
     format!("postgres://{user}@{host}:{port}/{database}")
 }
 
-/// TLS as the URL's `sslmode` asks (`prefer` by default: TLS where the server
-/// offers it), trusting the system's root certificates and those of `ca_cert`.
+/// TLS for `sslmode=require` (see `connect`), trusting the system's root
+/// certificates and those of `ca_cert`.
 fn tls_config(ca_cert: Option<&std::path::Path>) -> Result<rustls::ClientConfig> {
     use rustls::pki_types::{CertificateDer, pem::PemObject};
     let mut roots = rustls::RootCertStore::empty();
@@ -262,12 +277,10 @@ async fn migrate(client: &mut Object, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Takes the change lock and returns the version the change gets.
+/// The version the change gets. Its row stays locked until the transaction ends,
+/// so a second change waits for this one to commit and then takes the next.
 async fn next_version(tx: &Transaction<'_>) -> Result<i64> {
-    execute(tx, "SELECT pg_advisory_xact_lock($1)", &[&CHANGE_LOCK]).await?;
-    let statement = tx
-        .prepare_cached("SELECT COALESCE(MAX(version), 0) + 1 FROM jobs")
-        .await?;
+    let statement = tx.prepare_cached(query::NEXT_VERSION).await?;
     Ok(tx.query_one(&statement, &[]).await?.get(0))
 }
 
@@ -438,7 +451,7 @@ impl Backend for Postgres {
         let sql = format!("SELECT {JOB_COLUMNS}, version FROM jobs WHERE id = $1");
         self.select(&sql, &[&id.to_string()])?
             .first()
-            .map(versioned_job)
+            .map(|row| versioned_job(row).map_err(|err| self.named(err)))
             .transpose()
     }
 
@@ -466,7 +479,10 @@ impl Backend for Postgres {
             tx.commit().await?;
             Ok((rows, latest))
         })?;
-        let jobs = rows.iter().map(versioned_job).collect::<Result<_>>()?;
+        let jobs = rows
+            .iter()
+            .map(|row| versioned_job(row).map_err(|err| self.named(err)))
+            .collect::<Result<_>>()?;
         Ok((jobs, latest as u64))
     }
 

@@ -115,7 +115,10 @@ pub fn ended_before(cutoff: i64, states: &[JobState], limit: usize) -> Query {
 pub const COUNT_BY_STATE: &str = "SELECT state, COUNT(*) FROM jobs GROUP BY state";
 
 /// The latest version of all, read with `changed_since`.
-pub const LATEST_VERSION: &str = "SELECT COALESCE(MAX(version), 0) FROM jobs";
+pub const LATEST_VERSION: &str = "SELECT latest FROM versions";
+
+/// Takes the next version: one more than any handed out before.
+pub const NEXT_VERSION: &str = "UPDATE versions SET latest = latest + 1 RETURNING latest";
 
 #[cfg(test)]
 mod tests {

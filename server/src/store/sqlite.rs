@@ -345,12 +345,8 @@ fn value(arg: &Arg) -> Value {
 
 /// The version the next change of a job's state gets.
 fn next_version(tx: &Transaction) -> rusqlite::Result<u64> {
-    tx.query_row(
-        "SELECT COALESCE(MAX(version), 0) + 1 FROM jobs",
-        [],
-        |row| row.get::<_, i64>(0),
-    )
-    .map(|version| version as u64)
+    tx.query_row(query::NEXT_VERSION, [], |row| row.get::<_, i64>(0))
+        .map(|version| version as u64)
 }
 
 fn versioned_job_row(row: &Row) -> rusqlite::Result<(JobRow, u64)> {

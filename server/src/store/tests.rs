@@ -168,3 +168,23 @@ fn a_database_from_before_schema_versions_is_brought_up_to_date() {
     assert_eq!((job.spec.prompt.as_str(), version), ("old", 1));
     assert!(job.created_by.is_empty() && job.spec.reasoning_effort.is_none());
 }
+
+#[test]
+fn a_deleted_job_does_not_give_its_version_away() {
+    let (_dir, store) = store();
+    let mut job = Job::queued(spec(&[]), None, String::new());
+    store.insert(&job, 0).unwrap();
+    job.state = JobState::Succeeded;
+    job.finished_at = Some(1);
+    store.finish(&job).unwrap();
+    let (_, newest) = store.get_versioned(job.id).unwrap().unwrap();
+    // The job that holds the latest version goes; the next change still comes after it.
+    assert!(store.delete(job.id).unwrap());
+    let next = Job::queued(spec(&[]), None, String::new());
+    store.insert(&next, 0).unwrap();
+    let (_, version) = store.get_versioned(next.id).unwrap().unwrap();
+    assert!(version > newest, "{version} after {newest}");
+    let watch = WatchFilter::default();
+    let (_, latest) = store.changed_since(0, &watch, true, 10).unwrap();
+    assert_eq!(latest, version);
+}
