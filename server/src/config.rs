@@ -130,6 +130,11 @@ pub struct ServerArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
 
+    /// Serve the service to browsers too, as gRPC-Web (HTTP/1.1 or HTTP/2) on HOST:PORT,
+    /// with the same TLS and token rules as --listen. Off by default
+    #[arg(long, value_name = "ADDR")]
+    pub web: Option<SocketAddr>,
+
     /// Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT; no TLS or token:
     /// counts and timings only, no job's content). Off by default
     #[arg(long, value_name = "ADDR")]
@@ -247,8 +252,7 @@ impl ServerArgs {
     /// Refuses to expose the service beyond this host without TLS, and without a
     /// token or client certificates, unless told to in so many words.
     pub fn check_exposure(&self) -> Result<(), String> {
-        for listen in self.listen() {
-            let Listen::Tcp(addr) = listen else { continue };
+        for addr in self.tcp_addresses() {
             if addr.ip().is_loopback() || self.insecure_no_auth {
                 continue;
             }
@@ -275,12 +279,21 @@ impl ServerArgs {
     pub fn insecure_addresses(&self) -> Vec<SocketAddr> {
         let secured =
             self.tls().is_some() && (self.token.is_some() || self.tls_client_ca.is_some());
+        self.tcp_addresses()
+            .into_iter()
+            .filter(|addr| !addr.ip().is_loopback() && !secured)
+            .collect()
+    }
+
+    /// Every TCP address the service is served on: the --listen ones and --web.
+    fn tcp_addresses(&self) -> Vec<SocketAddr> {
         self.listen()
             .into_iter()
             .filter_map(|listen| match listen {
-                Listen::Tcp(addr) if !addr.ip().is_loopback() && !secured => Some(addr),
-                _ => None,
+                Listen::Tcp(addr) => Some(addr),
+                Listen::Unix(_) => None,
             })
+            .chain(self.web)
             .collect()
     }
 }

@@ -110,7 +110,7 @@ pub async fn run(
         let bound = metrics::serve(addr, metrics.clone(), manager.clone()).await?;
         tracing::info!("metrics on http://{bound}/metrics");
     }
-    let (router, health) = services(manager, metrics, &args).await?;
+    let (router, web, health) = services(manager, metrics, &args).await?;
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut servers = JoinSet::new();
@@ -145,6 +145,28 @@ pub async fn run(
                 };
             }
         }
+    }
+    if let Some(addr) = args.web {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} for --web"))?;
+        let bound = listener.local_addr()?;
+        let mut stopped = stopped.clone();
+        let shutdown = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        match &tls {
+            Some(tls) => {
+                let incoming = tls.clone().incoming(listener);
+                servers.spawn(web.serve_with_incoming_shutdown(incoming, shutdown));
+            }
+            None => {
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                servers.spawn(web.serve_with_incoming_shutdown(incoming, shutdown));
+            }
+        }
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!("serving gRPC-Web on {scheme}://{bound}");
     }
     for address in &addresses {
         let scheme = match (address, &tls) {
@@ -214,13 +236,17 @@ fn manager_config(args: &ServerArgs, state_dir: PathBuf) -> anyhow::Result<Manag
     })
 }
 
-/// The gRPC services every listener serves, and the reporter that tells health
-/// checks whether they do.
+/// The --web router: the job service and health as gRPC-Web, over HTTP/1.1 too.
+type WebRouter =
+    Router<tower::layer::util::Stack<tonic_web::GrpcWebLayer, tower::layer::util::Identity>>;
+
+/// The gRPC services every listener serves, the same for browsers (--web), and
+/// the reporter that tells health checks whether they do.
 async fn services(
     manager: Arc<JobManager>,
     metrics: Option<Arc<metrics::Metrics>>,
     args: &ServerArgs,
-) -> anyhow::Result<(Router, HealthReporter)> {
+) -> anyhow::Result<(Router, WebRouter, HealthReporter)> {
     let tokens = Tokens::load(args.token.as_deref(), args.tokens_file.as_deref())?;
     let auth = Authenticate::new(tokens);
     // The token first, then the size: a stranger learns nothing of the limits.
@@ -245,6 +271,12 @@ async fn services(
     };
     let reflection_v1 = InterceptedService::new(reflection().build_v1()?, auth.clone());
     let reflection_v1alpha = InterceptedService::new(reflection().build_v1alpha()?, auth);
+    let web = Server::builder()
+        .accept_http1(true)
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+        .layer(tonic_web::GrpcWebLayer::new())
+        .add_service(health_service.clone())
+        .add_service(jobs.clone());
     let router = Server::builder()
         // A peer behind a dead network path is noticed within a minute.
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -254,7 +286,7 @@ async fn services(
         .add_service(jobs)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
-    Ok((router, health))
+    Ok((router, web, health))
 }
 
 /// Writes the addresses the server listens on to `path`, one per line, atomically:

@@ -578,3 +578,92 @@ async fn reflection_v1_lists_the_services_to_a_caller_with_the_token() {
         "{services:?}"
     );
 }
+
+/// The npm packages a browser page would speak gRPC-Web with, in `target/grpc-web`,
+/// with the scenario script beside them.
+fn grpc_web_client() -> Option<std::path::PathBuf> {
+    let dir = "grpc-web";
+    support::outside_tool(
+        dir,
+        "node_modules/@connectrpc/connect-web/package.json",
+        &[
+            "npm",
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            "--prefix",
+            dir,
+            "@connectrpc/connect@2.1.2",
+            "@connectrpc/connect-web@2.1.2",
+            "@bufbuild/protobuf@2.13.0",
+        ],
+    )?;
+    let script = support::target_dir().join(dir).join("grpc_web_client.mjs");
+    std::fs::copy(support::fixture("grpc_web_client.mjs"), &script).unwrap();
+    Some(script)
+}
+
+#[tokio::test]
+async fn browsers_reach_the_service_over_grpc_web_with_the_same_token() {
+    let Some(script) = grpc_web_client() else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = TestServer::with(
+        ServerOptions::default()
+            .token("web-s3cret")
+            .args(["--web", &format!("127.0.0.1:{port}")]),
+    )
+    .await;
+    let descriptors = server.dir.path().join("jobs.binpb");
+    std::fs::write(&descriptors, codex_jobs_api::FILE_DESCRIPTOR_SET).unwrap();
+    let run = |token: Option<&str>| -> Vec<serde_json::Value> {
+        let mut command = std::process::Command::new("node");
+        command
+            .arg(&script)
+            .arg(format!("http://127.0.0.1:{port}"))
+            .arg(&descriptors)
+            .arg(server.work_dir());
+        command.args(token);
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+
+    let steps = run(Some("web-s3cret"));
+    assert_eq!(steps[0]["step"], "follow", "{steps:?}");
+    assert_eq!(
+        steps[0]["output"]
+            .as_str()
+            .unwrap()
+            .matches("from a browser\n")
+            .count(),
+        1
+    );
+    assert_eq!(steps[0]["finalMessage"], "and done");
+    // The stream ends with the job's final state (SUCCEEDED is 3).
+    assert_eq!(steps[0]["states"].as_array().unwrap().last().unwrap(), 3);
+    // Errors come through as gRPC statuses (NOT_FOUND is 5), in the server's words.
+    assert_eq!(steps[1]["code"], 5, "{steps:?}");
+    assert!(
+        steps[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no job with id")
+    );
+    // The token is required as on every listener (UNAUTHENTICATED is 16).
+    let refused = run(None);
+    assert_eq!(refused[0]["code"], 16, "{refused:?}");
+}
