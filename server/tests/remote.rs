@@ -583,17 +583,10 @@ async fn reflection_v1_lists_the_services_to_a_caller_with_the_token() {
 /// with the scenario script beside them.
 fn grpc_web_client() -> Option<std::path::PathBuf> {
     let dir = "grpc-web";
-    support::outside_tool(
+    support::npm_packages(
         dir,
         "node_modules/@connectrpc/connect-web/package.json",
         &[
-            "npm",
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-            "--prefix",
-            dir,
             "@connectrpc/connect@2.1.2",
             "@connectrpc/connect-web@2.1.2",
             "@bufbuild/protobuf@2.13.0",

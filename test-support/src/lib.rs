@@ -97,7 +97,13 @@ pub fn outside_tool(dir: &str, bin: &str, install: &[&str]) -> Option<PathBuf> {
 
 /// The executable `bin` of the npm `package`, installed into `target/<dir>`.
 pub fn npm_tool(dir: &str, bin: &str, package: &str) -> Option<PathBuf> {
-    let install = [
+    npm_packages(dir, &format!("node_modules/.bin/{bin}"), &[package])
+}
+
+/// The npm `packages`, installed together into `target/<dir>`; `target/<dir>/<marker>`
+/// is there once they are.
+pub fn npm_packages(dir: &str, marker: &str, packages: &[&str]) -> Option<PathBuf> {
+    let mut install = vec![
         "npm",
         "install",
         "--no-audit",
@@ -105,9 +111,9 @@ pub fn npm_tool(dir: &str, bin: &str, package: &str) -> Option<PathBuf> {
         "--loglevel=error",
         "--prefix",
         dir,
-        package,
     ];
-    outside_tool(dir, &format!("node_modules/.bin/{bin}"), &install)
+    install.extend_from_slice(packages);
+    outside_tool(dir, marker, &install)
 }
 
 /// Python with the clients the tests drive (`fixtures/requirements.txt`, from
