@@ -164,12 +164,19 @@ async fn jobs_past_the_retention_time_are_deleted_by_the_server() {
         },
     )
     .await;
+    // The record goes first; the directory and the log line follow it.
+    support::eventually(
+        "the server logs what it deleted",
+        Duration::from_secs(10),
+        || {
+            let logged = server
+                .log()
+                .contains("deleted jobs past the retention time");
+            async move { logged.then_some(()) }
+        },
+    )
+    .await;
     assert!(!job_dir(&server, &ended.id).exists());
-    assert!(
-        server
-            .log()
-            .contains("deleted jobs past the retention time")
-    );
     // A job that has not ended is never the retention's.
     let still = client
         .poll(pb::PollRequest {
