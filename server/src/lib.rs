@@ -21,6 +21,7 @@ pub mod service;
 pub mod store;
 pub mod tls;
 pub mod watch;
+pub mod web;
 
 use std::{
     future::Future, os::unix::fs::PermissionsExt, path::Path, path::PathBuf, sync::Arc,
@@ -236,9 +237,14 @@ fn manager_config(args: &ServerArgs, state_dir: PathBuf) -> anyhow::Result<Manag
     })
 }
 
-/// The --web router: the job service and health as gRPC-Web, over HTTP/1.1 too.
-type WebRouter =
-    Router<tower::layer::util::Stack<tonic_web::GrpcWebLayer, tower::layer::util::Identity>>;
+/// The --web router: the web view's page, and the job service and health as
+/// gRPC-Web, over HTTP/1.1 too.
+type WebRouter = Router<
+    tower::layer::util::Stack<
+        tonic_web::GrpcWebLayer,
+        tower::layer::util::Stack<web::PageLayer, tower::layer::util::Identity>,
+    >,
+>;
 
 /// The gRPC services every listener serves, the same for browsers (--web), and
 /// the reporter that tells health checks whether they do.
@@ -274,6 +280,7 @@ async fn services(
     let web = Server::builder()
         .accept_http1(true)
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+        .layer(web::PageLayer)
         .layer(tonic_web::GrpcWebLayer::new())
         .add_service(health_service.clone())
         .add_service(jobs.clone());

@@ -116,6 +116,23 @@ pub fn npm_packages(dir: &str, marker: &str, packages: &[&str]) -> Option<PathBu
     outside_tool(dir, marker, &install)
 }
 
+/// The distribution's Chromium, for the web view's test (`apt-get install
+/// chromium`). `None` if it is not installed: then the caller skips, except in CI,
+/// where it fails.
+pub fn chromium() -> Option<PathBuf> {
+    let path = PathBuf::from("/usr/bin/chromium");
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must have {}: apt-get install chromium",
+        path.display()
+    );
+    eprintln!("SKIPPED: {} is not installed", path.display());
+    None
+}
+
 /// Python with the clients the tests drive (`fixtures/requirements.txt`, from
 /// PyPI), in `target/py-venv`.
 pub fn python() -> Option<PathBuf> {

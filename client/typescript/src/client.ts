@@ -1,7 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type Client as RpcClient } from "@connectrpc/connect";
-import type { Http2SessionManager } from "@connectrpc/connect-node";
+import {
+  Code,
+  ConnectError,
+  createClient,
+  type Client as RpcClient,
+  type Transport,
+} from "@connectrpc/connect";
 import { JobsError, isRetryable } from "./errors.js";
 import { CodexJobs, PollRequestSchema } from "./gen/codex/jobs/v1/jobs_pb.js";
 import {
@@ -17,7 +22,6 @@ import {
   type ReasoningEffort,
   type Sandbox,
 } from "./job.js";
-import { connect, type ClientOptions } from "./transport.js";
 
 /** What to run, besides the prompt. */
 export interface StartOptions {
@@ -80,11 +84,20 @@ export interface ListOptions {
   pageSize?: number;
 }
 
+/** One page of `listPage`. */
+export interface Page {
+  jobs: Job[];
+  /** Pass as `pageToken` for the next page; empty on the last page. */
+  nextPageToken: string;
+}
+
 export interface FollowOptions {
   /** Start at this byte offset; default: the beginning. */
   fromOffset?: number;
   /** Default: the transcript. */
   stream?: OutputStream;
+  /** Ends the follow (with an error) when it aborts, even while no output comes. */
+  signal?: AbortSignal;
 }
 
 export interface WatchOptions {
@@ -99,6 +112,8 @@ export interface WatchOptions {
    * start with the jobs that changed after it instead of the jobs as they are.
    */
   sincePosition?: number;
+  /** Ends the watch (with an error) when it aborts, even while nothing changes. */
+  signal?: AbortSignal;
 }
 
 export interface WaitAnyOptions {
@@ -134,22 +149,22 @@ const RECONNECT_EVERY_MS = 500;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * A client of a codex-jobs server. It connects on its first call and keeps one
- * HTTP/2 connection for all of them; `close()` drops it (an idle connection does
- * not keep Node running).
+ * A client of a codex-jobs server over any Connect transport: the Node
+ * {@link Client} gives it a gRPC connection, a browser page a gRPC-Web one
+ * (`createGrpcWebTransport` of `@connectrpc/connect-web`).
  *
  * Every method that calls the server throws {@link JobsError} when the call fails;
  * bad arguments throw a TypeError before anything is sent.
  */
-export class Client implements AsyncDisposable {
+export class JobsClient implements AsyncDisposable {
   readonly #rpc: RpcClient<typeof CodexJobs>;
-  readonly #session: Http2SessionManager;
+  readonly #disconnect: () => void;
   #closed = false;
 
-  constructor(options: ClientOptions = {}) {
-    const { transport, session } = connect(options);
+  /** `disconnect`, called by `close()`, drops the transport's connection. */
+  constructor(transport: Transport, disconnect: () => void = () => {}) {
     this.#rpc = createClient(CodexJobs, transport);
-    this.#session = session;
+    this.#disconnect = disconnect;
   }
 
   /** Starts a job and returns it at once, usually queued or running. */
@@ -271,17 +286,27 @@ export class Client implements AsyncDisposable {
 
   /** Lists jobs, newest first, fetching page after page as the loop goes on. */
   async *list(options: ListOptions = {}): AsyncGenerator<Job, void, undefined> {
-    const states = (options.states ?? []).map(stateToPb);
-    const labels = options.labels ?? {};
-    const pageSize = options.pageSize ?? 0;
     let pageToken = "";
     do {
-      const page = await this.#call(() => this.#rpc.list({ states, labels, pageSize, pageToken }));
-      for (const job of page.jobs) {
-        yield toJob(job);
-      }
+      const page = await this.listPage({ ...options, pageToken });
+      yield* page.jobs;
       pageToken = page.nextPageToken;
     } while (pageToken);
+  }
+
+  /**
+   * One page of jobs, newest first: pass its `nextPageToken` as `pageToken` for the
+   * page after it; that token is empty on the last page.
+   */
+  async listPage(options: ListOptions & { pageToken?: string } = {}): Promise<Page> {
+    const request = {
+      states: (options.states ?? []).map(stateToPb),
+      labels: options.labels ?? {},
+      pageSize: options.pageSize ?? 0,
+      pageToken: options.pageToken ?? "",
+    };
+    const page = await this.#call(() => this.#rpc.list(request));
+    return { jobs: page.jobs.map(toJob), nextPageToken: page.nextPageToken };
   }
 
   /**
@@ -304,13 +329,13 @@ export class Client implements AsyncDisposable {
     const decoder = new TextDecoder();
     // The server sends the job first on every (re)connection: yield changes only.
     let lastState: JobState | undefined;
+    const { signal } = options;
     const rpc = this.#rpc;
     yield* this.#reconnecting(async function* (progress) {
-      const responses = rpc.follow({
-        jobId,
-        start: { case: "fromOffset", value: BigInt(offset) },
-        stream,
-      });
+      const responses = rpc.follow(
+        { jobId, start: { case: "fromOffset", value: BigInt(offset) }, stream },
+        { signal },
+      );
       let finished = false;
       for await (const { event } of responses) {
         if (event.case === "output") {
@@ -340,7 +365,7 @@ export class Client implements AsyncDisposable {
       if (!finished) {
         throw new JobsError("UNAVAILABLE", "the stream ended before the job did");
       }
-    });
+    }, signal);
   }
 
   /**
@@ -353,7 +378,7 @@ export class Client implements AsyncDisposable {
    * a state already seen; the `caught_up` marker comes only once.
    */
   watch(options: WatchOptions = {}): AsyncGenerator<WatchEvent, void, undefined> {
-    return this.#watch(options);
+    return this.#watch(options, options.signal);
   }
 
   /**
@@ -452,7 +477,10 @@ export class Client implements AsyncDisposable {
         yield* attempt(progress);
         return;
       } catch (err) {
-        if (this.#closed || signal?.aborted || !isRetryable(err)) {
+        if (signal?.aborted && !this.#closed) {
+          throw new JobsError("CANCELLED", "the call was aborted", { cause: err });
+        }
+        if (this.#closed || !isRetryable(err)) {
           throw JobsError.from(err, this.#closed);
         }
         lastError = err;
@@ -473,7 +501,7 @@ export class Client implements AsyncDisposable {
   /** Closes the connection, ending any call still open. */
   close(): void {
     this.#closed = true;
-    this.#session.abort();
+    this.#disconnect();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

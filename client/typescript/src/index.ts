@@ -13,11 +13,13 @@
  *
  * @module
  */
-export { Client } from "./client.js";
+export { JobsClient } from "./client.js";
+export { Client } from "./node.js";
 export type {
   FollowEvent,
   FollowOptions,
   ListOptions,
+  Page,
   PollOptions,
   PollResult,
   StartOptions,

@@ -152,6 +152,37 @@ test("list pages through every job, newest first", async () => {
   for await (const job of client.list({ labels, states: ["running", "queued"] })) {
     assert.fail(`job ${job.id} is listed as ${job.state}`);
   }
+
+  // One page at a time, as a page with "Older" links reads them.
+  const first = await client.listPage({ labels, pageSize: 3 });
+  assert.deepEqual(first.jobs.map((job) => job.id), ids.toReversed().slice(0, 3));
+  const second = await client.listPage({ labels, pageSize: 3, pageToken: first.nextPageToken });
+  assert.deepEqual(second.jobs.map((job) => job.id), ids.toReversed().slice(3));
+  assert.equal(second.nextPageToken, "");
+});
+
+test("an aborted follow or watch ends at once, as CANCELLED", async () => {
+  const job = await client.start("say waiting\nsleep 60", { cwd });
+  const follow = new AbortController();
+  const watch = new AbortController();
+  const followed = (async () => {
+    for await (const event of client.follow(job.id, { signal: follow.signal })) {
+      // Output stops after the first line: only the abort ends this loop.
+      if (event.type === "output") follow.abort();
+    }
+  })();
+  const watched = (async () => {
+    for await (const event of client.watch({ jobIds: [job.id], signal: watch.signal })) {
+      if (event.type === "caught_up") watch.abort();
+    }
+  })();
+  const cancelled = (err) => {
+    assert.ok(err instanceof JobsError);
+    assert.equal(err.code, "CANCELLED");
+    return true;
+  };
+  await Promise.all([assert.rejects(followed, cancelled), assert.rejects(watched, cancelled)]);
+  await client.cancel(job.id);
 });
 
 test("a call without the token is UNAUTHENTICATED", async () => {
