@@ -54,6 +54,12 @@ pub struct JobView {
     pub labels: BTreeMap<String, String>,
     /// Who started the job: `token NAME`, `certificate CN`, `uid N` or `anonymous`.
     pub created_by: Option<String>,
+    /// The pool of hosts the job runs in.
+    #[serde(default)]
+    pub pool: String,
+    /// The host that runs (or ran) the job; null while it is queued.
+    #[serde(default)]
+    pub host: Option<String>,
     /// RFC 3339 times; null until they happen.
     pub created_at: Option<String>,
     pub started_at: Option<String>,
@@ -92,7 +98,7 @@ fn plain_integers(schema: &mut schemars::Schema) {
 }
 
 /// An RFC 3339 timestamp.
-fn time(timestamp: Option<&prost_types::Timestamp>) -> Option<String> {
+pub(crate) fn time(timestamp: Option<&prost_types::Timestamp>) -> Option<String> {
     let timestamp = timestamp?;
     let since_epoch = std::time::Duration::new(
         timestamp.seconds.max(0) as u64,
@@ -131,6 +137,8 @@ impl From<&pb::Job> for JobView {
             cwd: spec.cwd,
             labels: spec.labels.into_iter().collect(),
             created_by: non_empty(&job.created_by),
+            pool: spec.pool,
+            host: non_empty(&job.host),
             created_at: time(job.created_at.as_ref()),
             started_at: time(job.started_at.as_ref()),
             finished_at: time(job.finished_at.as_ref()),

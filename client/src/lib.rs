@@ -202,6 +202,12 @@ impl Client {
         Ok(self.rpc.prune(request).await?.into_inner())
     }
 
+    /// The hosts that share the server's job database.
+    pub async fn list_hosts(&mut self) -> Result<Vec<pb::Host>, ClientError> {
+        let request = pb::ListHostsRequest {};
+        Ok(self.rpc.list_hosts(request).await?.into_inner().hosts)
+    }
+
     pub async fn list(
         &mut self,
         request: pb::ListRequest,

@@ -17,7 +17,7 @@ use std::{
 };
 
 use codex_jobs_server::{
-    job::{Job, JobSpec, JobState, Sandbox, now_millis},
+    job::{DEFAULT_POOL, Job, JobSpec, JobState, Sandbox, now_millis},
     store::Store,
 };
 use support::{Client, ServerOptions, TestServer, pb};
@@ -586,6 +586,13 @@ mod bare {
             Err(Status::unimplemented("bare"))
         }
 
+        async fn list_hosts(
+            &self,
+            _: Request<pb::ListHostsRequest>,
+        ) -> Result<Response<pb::ListHostsResponse>, Status> {
+            Err(Status::unimplemented("bare"))
+        }
+
         type FollowStream = FollowStream;
 
         async fn follow(
@@ -947,14 +954,16 @@ fn fill_store(state_dir: &Path, database: Option<&str>, count: usize) -> Vec<Str
                 labels: BTreeMap::from([("batch".to_string(), (index % 10).to_string())]),
                 resume_thread_id: String::new(),
                 reasoning_effort: None,
+                pool: DEFAULT_POOL.into(),
+                host: String::new(),
             };
             let mut job = Job::queued(spec, None, String::new());
-            store.insert(&job, 0).unwrap();
+            store.insert(&job, 0, usize::MAX).unwrap();
             job.state = JobState::Succeeded;
             job.started_at = Some(now_millis());
             job.finished_at = Some(now_millis());
             job.final_message = "All tests pass.".into();
-            store.finish(&job).unwrap();
+            store.finish(&job, JobState::Queued).unwrap();
             job.id.to_string()
         })
         .collect()

@@ -96,6 +96,33 @@ pub struct ServerArgs {
     #[arg(long, default_value = "danger-full-access")]
     pub max_sandbox: Sandbox,
 
+    /// This host's name among the hosts that share the job database, 1-64
+    /// characters of [A-Za-z0-9._-]; jobs name it to run here [default: the
+    /// machine's hostname]. A host restarted with the same id takes its running
+    /// jobs back.
+    #[arg(long, env = "CODEX_JOBS_HOST_ID", value_name = "NAME", value_parser = host_name)]
+    pub host_id: Option<String>,
+
+    /// The URL the other hosts reach this one's service at (`http://HOST:PORT` or
+    /// `https://HOST:PORT`, one of --listen), to read the output of the jobs that run
+    /// here. Needed when hosts share a database
+    #[arg(long, env = "CODEX_JOBS_ADVERTISE", value_name = "URL", value_parser = advertised)]
+    pub advertise: Option<String>,
+
+    /// A pool whose jobs this host takes, repeatable [default: default]
+    #[arg(long = "pool", value_name = "NAME", value_parser = host_name)]
+    pub pools: Vec<String>,
+
+    /// The bearer token this host presents to the other hosts when it reads or
+    /// cancels a job that runs there
+    #[arg(long, env = "CODEX_JOBS_FLEET_TOKEN", hide_env_values = true)]
+    pub fleet_token: Option<String>,
+
+    /// PEM file of the CA that signs the other hosts' certificates, for https://
+    /// addresses [default: the system's roots]
+    #[arg(long, env = "CODEX_JOBS_FLEET_CA_CERT", value_name = "FILE")]
+    pub fleet_ca_cert: Option<PathBuf>,
+
     /// Directories a job's cwd must lie under, repeatable [default: anywhere].
     #[arg(long = "allow-cwd", value_name = "DIR")]
     pub allowed_cwd_roots: Vec<PathBuf>,
@@ -177,6 +204,30 @@ fn retention(text: &str) -> Result<Duration, String> {
         .map_err(|err| format!("{err}: give a duration like 30d, 12h or 90m, or 0 to keep jobs"))
 }
 
+/// A host's or a pool's name.
+fn host_name(text: &str) -> Result<String, String> {
+    let fits = (1..=64).contains(&text.len())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !fits {
+        return Err("expected 1-64 characters of A-Z a-z 0-9 . _ -".into());
+    }
+    Ok(text.to_string())
+}
+
+/// An address other hosts reach this one at.
+fn advertised(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"))
+        .ok_or("expected http://HOST:PORT or https://HOST:PORT")?;
+    if rest.is_empty() || rest.contains('/') {
+        return Err("expected http://HOST:PORT or https://HOST:PORT, without a path".into());
+    }
+    Ok(text.to_string())
+}
+
 /// A grace period in seconds: 0 to 3600, fractions allowed.
 fn grace_period(text: &str) -> Result<Duration, String> {
     text.parse::<f64>()
@@ -226,6 +277,38 @@ impl ServerArgs {
         self.state_dir
             .clone()
             .unwrap_or_else(codex_jobs_api::defaults::state_dir)
+    }
+
+    /// This host's id: --host-id, else the machine's hostname (what of it a host id
+    /// may hold).
+    pub fn host_id(&self) -> String {
+        if let Some(id) = &self.host_id {
+            return id.clone();
+        }
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let id: String = name
+            .trim()
+            .chars()
+            .map(|c| match c {
+                'A'..='Z' | 'a'..='z' | '0'..='9' | '.' | '_' | '-' => c,
+                _ => '-',
+            })
+            .take(64)
+            .collect();
+        if id.is_empty() {
+            "localhost".into()
+        } else {
+            id
+        }
+    }
+
+    /// The pools this host serves.
+    pub fn pools(&self) -> Vec<String> {
+        if self.pools.is_empty() {
+            vec![crate::job::DEFAULT_POOL.to_string()]
+        } else {
+            self.pools.clone()
+        }
     }
 
     pub fn listen(&self) -> Vec<Listen> {

@@ -18,6 +18,13 @@ pub enum Error {
     /// The job is not in a state that allows the request.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The job runs (or ran) on another host, which has its output and its runner:
+    /// the caller asks that host instead.
+    #[error("job {id} runs on host {host}")]
+    RunsElsewhere { id: JobId, host: String },
+    /// Something this host needs cannot be reached now (another host of the fleet).
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]

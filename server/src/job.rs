@@ -201,7 +201,14 @@ pub struct JobSpec {
     pub resume_thread_id: String,
     /// `None`: Codex's own default.
     pub reasoning_effort: Option<ReasoningEffort>,
+    /// The pool of hosts that may run it (`DEFAULT_POOL` unless asked otherwise).
+    pub pool: String,
+    /// The one host that may run it; empty: any host of the pool.
+    pub host: String,
 }
+
+/// The pool of jobs that name none, and of hosts that serve none.
+pub const DEFAULT_POOL: &str = "default";
 
 /// How hard the model reasons (Codex's `model_reasoning_effort`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -296,6 +303,22 @@ impl WatchFilter {
     }
 }
 
+/// A job host: one server taking jobs from the store's queue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Host {
+    /// Its --host-id.
+    pub id: String,
+    /// How other hosts reach it (--advertise); empty if it gave none.
+    pub address: String,
+    /// The pools whose jobs it takes.
+    pub pools: Vec<String>,
+    pub max_running: u32,
+    /// Jobs it ran at its last heartbeat.
+    pub running: u32,
+    pub started_at: Millis,
+    pub heartbeat_at: Millis,
+}
+
 /// What List returns: one page, newest first.
 #[derive(Debug, Default)]
 pub struct Page {
@@ -348,6 +371,8 @@ pub struct Job {
     pub disk_bytes: u64,
     /// Who started it (see `service::auth::Caller`).
     pub created_by: String,
+    /// The host that runs (or ran) it; empty while it is queued.
+    pub host: String,
 }
 
 impl Job {
@@ -368,6 +393,7 @@ impl Job {
             output_size: 0,
             disk_bytes: 0,
             created_by,
+            host: String::new(),
         }
     }
 }

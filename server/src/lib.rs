@@ -45,7 +45,7 @@ use tonic::{
 use tonic_health::server::HealthReporter;
 
 use config::{Listen, ServerArgs};
-use manager::{JobManager, ManagerConfig};
+use manager::{HostConfig, JobManager, ManagerConfig};
 use runner::RunnerConfig;
 use service::{
     JobService,
@@ -234,7 +234,21 @@ fn manager_config(args: &ServerArgs, state_dir: PathBuf) -> anyhow::Result<Manag
             exit_grace: args.exit_grace,
             max_output_bytes: args.max_output_bytes,
         },
+        host: HostConfig {
+            id: args.host_id(),
+            address: args.advertise.clone().unwrap_or_default(),
+            pools: args.pools(),
+        },
     })
+}
+
+/// How this host reaches the others that share its store.
+fn fleet_credentials(args: &ServerArgs) -> codex_jobs_client::Credentials {
+    codex_jobs_client::Credentials {
+        token: args.fleet_token.clone(),
+        ca_cert: args.fleet_ca_cert.clone(),
+        ..Default::default()
+    }
 }
 
 /// The --web router: the web view's page, and the job service and health as
@@ -259,7 +273,7 @@ async fn services(
     let jobs = metrics::Measured {
         inner: InterceptedService::new(
             RequestLimit(
-                CodexJobsServer::new(JobService::new(manager))
+                CodexJobsServer::new(JobService::new(manager, fleet_credentials(args)))
                     .max_decoding_message_size(MAX_REQUEST_BYTES),
             ),
             auth.clone(),

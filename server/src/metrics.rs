@@ -135,11 +135,14 @@ impl Metrics {
 
     /// The text a scrape gets: the counts as they are now, then everything else.
     async fn scrape(&self, manager: &Arc<JobManager>) -> anyhow::Result<String> {
-        let load = manager.load();
-        self.queued.set(load.queued as i64);
-        self.running.set(load.running as i64);
+        self.running.set(manager.running() as i64);
         // Every state, so a state no job is in reads 0 rather than vanishing.
         let counts = manager.count_by_state().await?;
+        let queued = counts
+            .iter()
+            .find(|(state, _)| *state == JobState::Queued)
+            .map_or(0, |(_, count)| *count);
+        self.queued.set(queued as i64);
         for state in [
             JobState::Queued,
             JobState::Running,

@@ -311,7 +311,15 @@ async fn health_answers_without_a_token_and_reflection_only_with_one() {
     assert_eq!(
         called["methods"],
         serde_json::json!([
-            "Start", "Poll", "Cancel", "List", "Follow", "Watch", "Delete", "Prune"
+            "Start",
+            "Poll",
+            "Cancel",
+            "List",
+            "Follow",
+            "Watch",
+            "Delete",
+            "Prune",
+            "ListHosts"
         ])
     );
     assert_eq!(

@@ -90,8 +90,8 @@ async fn watch(client: &mut Client, args: Args, out: Output) -> Result<ExitCode,
 
 fn print_header() {
     println!(
-        "{:<36}  {:<9}  {:<4}  {:<20}  {:>9}  PROMPT",
-        "ID", "STATE", "EXIT", "CREATED", "SIZE"
+        "{:<36}  {:<9}  {:<4}  {:<20}  {:>9}  {:<12}  PROMPT",
+        "ID", "STATE", "EXIT", "CREATED", "SIZE", "HOST"
     );
 }
 
@@ -115,11 +115,12 @@ fn print_row(job: &pb::Job, out: Output) {
         .take(60)
         .collect();
     println!(
-        "{:<36}  {}  {:<4}  {:<20}  {:>9}  {prompt}",
+        "{:<36}  {}  {:<4}  {:<20}  {:>9}  {:<12}  {prompt}",
         job.id,
         out.state(job.state(), 9),
         exit,
         created,
-        super::delete::size(job.disk_bytes)
+        super::delete::size(job.disk_bytes),
+        job.host,
     );
 }

@@ -3,6 +3,7 @@
 mod cancel;
 mod delete;
 mod follow;
+mod hosts;
 mod list;
 mod poll;
 mod start;
@@ -47,6 +48,9 @@ enum Command {
     Delete(delete::Args),
     /// Delete the jobs that ended longer ago than an age, with their logs.
     Prune(delete::PruneArgs),
+    /// List the job hosts that share the server's job database, the server itself
+    /// included.
+    Hosts,
     /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g.
     /// `codex-jobs completions bash > /etc/bash_completion.d/codex-jobs`.
     Completions {
@@ -115,6 +119,7 @@ async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
         Command::List(args) => list::run(&mut client, args, out).await,
         Command::Delete(args) => delete::run(&mut client, args, out).await,
         Command::Prune(args) => delete::prune(&mut client, args, out).await,
+        Command::Hosts => hosts::run(&mut client, out).await,
         Command::Completions { .. } | Command::Man => unreachable!("answered above"),
     }
 }

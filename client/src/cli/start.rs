@@ -28,6 +28,13 @@ pub struct Args {
     /// Idempotency key: starting again with the same id returns the same job.
     #[arg(long)]
     request_id: Option<String>,
+    /// The pool of hosts to run on (see `codex-jobs hosts`) [default: default]
+    #[arg(long)]
+    pool: Option<String>,
+    /// The one host to run on, for a cwd that exists only there [default: any host
+    /// of the pool]
+    #[arg(long)]
+    host: Option<String>,
     /// The prompt; `-` reads it from stdin.
     prompt: String,
 }
@@ -68,6 +75,8 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
         labels: args.labels.into_iter().collect::<HashMap<_, _>>(),
         resume_thread_id: String::new(),
         reasoning_effort: args.reasoning_effort.unwrap_or_default().into(),
+        pool: args.pool.unwrap_or_default(),
+        host: args.host.unwrap_or_default(),
     };
     let response = client
         .start(pb::StartRequest {

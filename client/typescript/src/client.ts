@@ -41,6 +41,10 @@ export interface StartOptions {
   resumeThreadId?: string;
   /** How hard the model reasons; default: Codex's own. */
   reasoningEffort?: ReasoningEffort;
+  /** The pool of job hosts that may run it; default: `default`. */
+  pool?: string;
+  /** The one job host that may run it, for a cwd that exists only there. */
+  host?: string;
 }
 
 /** Which output `poll` returns; neither `tailLines` nor `sinceOffset`: none. */
@@ -185,6 +189,8 @@ export class JobsClient implements AsyncDisposable {
         options.reasoningEffort === undefined
           ? undefined
           : reasoningEffortToPb(options.reasoningEffort),
+      pool: options.pool ?? "",
+      host: options.host ?? "",
     };
     const response = await this.#call(() =>
       this.#rpc.start({ spec, requestId: options.requestId ?? "" }),

@@ -87,6 +87,12 @@ export interface Job {
   createdBy: string;
   /** Why the output logs stop short, when they do. */
   outputNote: string | null;
+  /** The pool of job hosts it runs in. */
+  pool: string;
+  /** The one host it asked to run on, or null for any host of its pool. */
+  targetHost: string | null;
+  /** The job host that runs (or ran) it; null while it is queued. */
+  host: string | null;
 }
 
 const STATES: Record<PbJobState, JobState | undefined> = {
@@ -216,5 +222,8 @@ export function toJob(job: PbJob | undefined): Job {
     requestId: orNull(job.requestId),
     createdBy: job.createdBy,
     outputNote: orNull(job.outputNote),
+    pool: spec?.pool || "default",
+    targetHost: orNull(spec?.host ?? ""),
+    host: orNull(job.host),
   };
 }

@@ -32,6 +32,10 @@ pub struct StartArgs {
     /// Idempotency key: calling again with the same request_id returns the same job
     /// instead of starting a second one. Use it when retrying.
     pub request_id: Option<String>,
+    /// The pool of job hosts to run on; omit for `default`.
+    pub pool: Option<String>,
+    /// The one job host to run on, when cwd exists only there; omit for any host.
+    pub host: Option<String>,
 }
 
 /// The proto sandbox for the tool's `sandbox` / `approval_policy` arguments.
@@ -85,6 +89,8 @@ impl Bridge {
                     .transpose()?
                     .unwrap_or_default()
                     .into(),
+                pool: args.pool.unwrap_or_default(),
+                host: args.host.unwrap_or_default(),
             }),
             request_id: args.request_id.unwrap_or_default(),
         };

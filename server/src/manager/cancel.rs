@@ -1,46 +1,74 @@
-//! Cancel: dequeue a queued job, or have a running job's runner end it, and return
-//! once nothing of it is left running.
+//! Cancel: take a queued job out of the queue, or have a running job's runner end
+//! it, and return once nothing of it is left running.
 
 use std::sync::Arc;
 
 use super::JobManager;
 use crate::{
-    error::Result,
-    job::{Job, JobId, JobState, Outcome},
+    error::{Error, Result},
+    job::{Job, JobId, JobState, Outcome, now_millis},
 };
 
 impl JobManager {
     /// Cancels a job and returns it in its final state. A finished job is returned
-    /// unchanged, so cancelling twice is harmless.
+    /// unchanged, so cancelling twice is harmless. A job that runs on another host
+    /// is `Error::RunsElsewhere`: that host cancels it.
     pub async fn cancel(self: &Arc<Self>, id: JobId) -> Result<Job> {
-        let live = self.live().jobs.get_mut(&id).map(|entry| {
-            entry.cancel_requested = true;
-            (
-                entry.job.state == JobState::Queued,
-                entry.runner.clone(),
-                entry.changed.subscribe(),
-            )
-        });
-        // Not live: finished already (or unknown, which `get` reports).
-        let Some((queued, runner, mut changed)) = live else {
-            return self.get(id).await;
-        };
-        if queued {
-            let outcome = Outcome {
+        loop {
+            let live = self.live().jobs.get_mut(&id).map(|entry| {
+                entry.cancel_requested = true;
+                (entry.runner.clone(), entry.changed.subscribe())
+            });
+            if let Some((runner, changed)) = live {
+                return self.cancel_running(id, runner, changed).await;
+            }
+            let job = self.get(id).await?;
+            if let Some(host) = self.elsewhere(&job) {
+                return Err(Error::RunsElsewhere {
+                    id,
+                    host: host.to_string(),
+                });
+            }
+            if job.state != JobState::Queued {
+                // Finished, or taken by this host since it was read: look again.
+                if job.state.is_terminal() {
+                    return Ok(job);
+                }
+                continue;
+            }
+            let mut cancelled = job;
+            cancelled.state = JobState::Cancelled;
+            cancelled.finished_at = Some(now_millis());
+            cancelled.outcome = Outcome {
                 error: "cancelled before it started".into(),
                 ..Outcome::default()
             };
-            // Only while it is still queued: if dispatch took it meanwhile, `launch`
-            // sees `cancel_requested` and has the runner cancel it.
-            self.blocking(move |manager| {
-                let queued = |job: &Job| job.state == JobState::Queued;
-                manager.settle_if(id, queued, JobState::Cancelled, outcome, None);
-            })
-            .await;
+            // Only while it is still queued: a host may have taken it meanwhile,
+            // and then it is cancelled where it runs.
+            let stored = self
+                .blocking(move |manager| {
+                    let stored = manager.store.finish(&cancelled, JobState::Queued)?;
+                    Ok::<_, Error>(stored.then_some(cancelled))
+                })
+                .await?;
+            if let Some(cancelled) = stored {
+                tracing::info!(job = %id, "job cancelled before it started");
+                // Nobody listening is no error.
+                let _ = self.ended.send(cancelled.clone());
+                return Ok(cancelled);
+            }
         }
-        // The runner ends Codex's whole process group (SIGTERM, then SIGKILL after
-        // the grace period) and records the job as cancelled. Before the runner
-        // exists, `launch` signals it instead.
+    }
+
+    /// Has the runner end Codex's whole process group (SIGTERM, then SIGKILL after
+    /// the grace period), which records the job as cancelled; before the runner
+    /// exists, `launch` signals it instead. Returns the job once it has ended.
+    async fn cancel_running(
+        self: &Arc<Self>,
+        id: JobId,
+        runner: Option<Arc<crate::runner::Runner>>,
+        mut changed: tokio::sync::watch::Receiver<u64>,
+    ) -> Result<Job> {
         if let Some(runner) = runner {
             runner.cancel();
         }

@@ -30,7 +30,16 @@ pub enum FollowStart {
 #[derive(Debug, PartialEq)]
 pub enum FollowEvent {
     Job(Box<Job>),
-    Output { offset: u64, data: Vec<u8> },
+    Output {
+        offset: u64,
+        data: Vec<u8>,
+    },
+    /// The last message when another host took the job while it was followed:
+    /// that host streams it on from `offset`.
+    Elsewhere {
+        host: String,
+        offset: u64,
+    },
 }
 
 impl JobManager {
@@ -58,9 +67,16 @@ impl JobManager {
         Ok(receiver)
     }
 
-    /// The offset a Follow starts at, once the job and the request are checked.
+    /// The offset a Follow starts at, once the job and the request are checked. A
+    /// job that runs (or ran) on another host is followed there.
     fn follow_start(&self, id: JobId, start: FollowStart, stream: OutputStream) -> Result<u64> {
-        self.job(id)?;
+        let job = self.job(id)?;
+        if let Some(host) = self.elsewhere(&job) {
+            return Err(Error::RunsElsewhere {
+                id,
+                host: host.to_string(),
+            });
+        }
         let log = Log::open(&self.log_path(id, stream))?;
         match start {
             FollowStart::Offset(offset) if offset > log.size() => {
@@ -84,17 +100,21 @@ impl JobManager {
         mut offset: u64,
         events: &mpsc::Sender<Result<FollowEvent>>,
     ) -> Result<()> {
-        let mut changed = self.subscribe(id);
         let mut log: Option<Arc<File>> = None;
         // One buffer for the whole stream, not one per wake-up.
         let mut buffer = vec![0u8; CHUNK];
         let mut last_sent_state = None;
         loop {
-            if let Some(changed) = changed.as_mut() {
-                changed.borrow_and_update();
-            }
+            let mut changed = self.subscribe(id);
             // The state is read before the log: a finished job's log is complete.
             let job = self.get(id).await?;
+            if let Some(host) = self.elsewhere(&job) {
+                let host = host.to_string();
+                let _ = events
+                    .send(Ok(FollowEvent::Elsewhere { host, offset }))
+                    .await;
+                return Ok(());
+            }
             let terminal = job.state.is_terminal();
             // The terminal state goes out once, last, after the last byte.
             if !terminal && last_sent_state != Some(job.state) {
@@ -135,17 +155,8 @@ impl JobManager {
                 let _ = events.send(Ok(FollowEvent::Job(Box::new(job)))).await;
                 return Ok(());
             }
-            // Not live but not terminal cannot happen; do not spin.
-            let Some(receiver) = changed.as_mut() else {
-                return Ok(());
-            };
             tokio::select! {
-                result = receiver.changed() => {
-                    if result.is_err() {
-                        // Finished: one more round reads the rest.
-                        changed = None;
-                    }
-                }
+                () = changed.changed() => {}
                 // The client left while the job was quiet.
                 _ = events.closed() => return Ok(()),
             }

@@ -14,6 +14,7 @@ mod cancel;
 mod changes;
 mod finished;
 mod follow;
+mod hosts;
 mod poll;
 mod recover;
 mod retention;
@@ -23,13 +24,14 @@ mod tests;
 mod watch;
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
 
 pub use follow::{FollowEvent, FollowStart};
+pub use hosts::{HostConfig, HostStatus};
 pub use poll::{PollResult, WindowRequest};
 pub use retention::Pruned;
 pub use watch::WatchEvent;
@@ -37,11 +39,11 @@ pub use watch::WatchEvent;
 use crate::{
     error::{Error, Result},
     job::{
-        FailureReason, Job, JobId, JobSpec, JobState, ListFilter, Millis, Outcome, OutputStream,
-        Page, Sandbox, TokenUsage, now_millis,
+        FailureReason, Job, JobId, JobState, ListFilter, Millis, Outcome, OutputStream, Page,
+        Sandbox, TokenUsage, now_millis,
     },
     runner::{RunEnd, Runner, RunnerConfig, record::ExitRecord, record::JobDir},
-    store::{PostgresConfig, Store},
+    store::{Announcement, PostgresConfig, Store},
 };
 
 /// How much prompt and message text one List page may carry, so that a page stays
@@ -75,6 +77,8 @@ pub struct ManagerConfig {
     /// them until someone deletes them.
     pub retain_finished: Option<Duration>,
     pub runner: RunnerConfig,
+    /// This host, as the others sharing the store know it.
+    pub host: HostConfig,
 }
 
 /// The job manager. Cheap to share: every method takes `&self` or `&Arc<Self>`.
@@ -88,19 +92,23 @@ pub struct JobManager {
     /// Each job as it ends, for whoever keeps statistics (see `ended_jobs`).
     ended: tokio::sync::broadcast::Sender<Job>,
     watcher: changes::DirWatcher,
+    /// When this server started, for its record among the hosts.
+    started_at: Millis,
+    /// Each job this host has claimed, once it is live: a reader that waited on the
+    /// store for it then waits on the live job.
+    launched: tokio::sync::broadcast::Sender<JobId>,
 }
 
-/// The jobs that are not finished, and the queue.
+/// The jobs this host runs. Queued jobs are the store's alone: any host that
+/// shares it may take one.
 #[derive(Default)]
 struct Live {
     jobs: HashMap<JobId, LiveJob>,
-    queue: VecDeque<JobId>,
+    /// Run slots taken: by the jobs, and by claims under way.
     running: usize,
-    /// Queue places held by Starts that are storing their job.
-    reserved: usize,
 }
 
-/// A queued or running job.
+/// A job running on this host.
 struct LiveJob {
     job: Job,
     /// Bumped whenever the job or its output changes; dropped when it finishes.
@@ -136,6 +144,10 @@ impl JobManager {
         let manager =
             tokio::task::spawn_blocking(move || Self::open_blocking(config, watcher)).await??;
         manager.clone().watch_dirs(events);
+        manager.clone().keep_heartbeating();
+        if manager.store.is_shared() {
+            manager.clone().take_new_jobs();
+        }
         if let Some(retain) = manager.config.retain_finished {
             manager.clone().keep_pruning(retain);
         }
@@ -160,10 +172,32 @@ impl JobManager {
             finished: finished::FinishedJobs::new(FINISHED_JOBS_BUDGET),
             ended: tokio::sync::broadcast::channel(ENDED_JOBS_BUFFERED).0,
             watcher,
+            started_at: now_millis(),
+            launched: tokio::sync::broadcast::channel(ENDED_JOBS_BUFFERED).0,
         });
         manager.recover()?;
+        manager.heartbeat()?;
         manager.dispatch();
         Ok(manager)
+    }
+
+    /// Claims queued jobs whenever another host stores one, as the store tells (or
+    /// when it may have missed telling), for as long as the server runs.
+    fn take_new_jobs(self: Arc<Self>) {
+        let mut changes = self.store.changes();
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match changes.recv().await {
+                    Ok(Announcement::Changed(change)) if change.state != JobState::Queued => {
+                        continue;
+                    }
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return,
+                }
+                self.blocking(|manager| manager.dispatch()).await;
+            }
+        });
     }
 
     /// Runs `work` on a blocking thread: for everything that touches the store, a
@@ -236,13 +270,17 @@ impl JobManager {
         }
     }
 
-    /// A receiver that wakes when the job or its output changes; `None` once the job
-    /// is finished (nothing will change any more).
-    fn subscribe(&self, id: JobId) -> Option<tokio::sync::watch::Receiver<u64>> {
-        self.live()
-            .jobs
-            .get(&id)
-            .map(|live| live.changed.subscribe())
+    /// What wakes a reader of a job when it or its output changes from now on.
+    /// Subscribe before reading the job, so that no change goes unnoticed.
+    fn subscribe(&self, id: JobId) -> Waiter {
+        match self.live().jobs.get(&id) {
+            Some(live) => Waiter::Live(live.changed.subscribe()),
+            None => Waiter::Store {
+                changes: self.store.changes(),
+                launched: self.launched.subscribe(),
+                id,
+            },
+        }
     }
 
     /// One page of jobs, newest first. A page ends early rather than grow past
@@ -280,44 +318,46 @@ impl JobManager {
         self.job(job.id).unwrap_or(job)
     }
 
-    /// Starts queued jobs while there are free run slots.
+    /// Claims queued jobs from the store and starts them while there are free run
+    /// slots. Safe to call from anywhere at any time: each claim holds its slot.
     fn dispatch(self: &Arc<Self>) {
         loop {
-            let (id, spec, started_at) = {
+            {
                 let mut live = self.live();
                 if live.running >= self.config.max_running {
                     return;
                 }
-                let Some(id) = live.queue.pop_front() else {
-                    return;
-                };
-                let Some(entry) = live.jobs.get_mut(&id) else {
-                    continue;
-                };
-                let started_at = now_millis();
-                entry.job.state = JobState::Running;
-                entry.job.started_at = Some(started_at);
-                entry.bump();
-                let spec = entry.job.spec.clone();
                 live.running += 1;
-                (id, spec, started_at)
-            };
-            if let Err(err) = self.launch(id, &spec, started_at) {
-                if matches!(&err, Error::Store(store) if store.is_unavailable()) {
-                    // Nothing ran: the job waits at the head of the queue for the
-                    // database to come back.
-                    tracing::warn!(job = %id, "cannot start the job yet: {err}");
-                    self.clone().requeue(id);
+            }
+            let host = &self.config.host;
+            let job = match self.store.claim(&host.id, &host.pools, now_millis()) {
+                Ok(Some(job)) => job,
+                Ok(None) => {
+                    self.live().running -= 1;
                     return;
                 }
-                tracing::warn!(job = %id, "could not start the job's runner: {err}");
+                Err(err) => {
+                    self.live().running -= 1;
+                    // Nothing was taken: try again once the store answers.
+                    tracing::warn!("cannot take queued jobs yet: {err}");
+                    self.clone().dispatch_later();
+                    return;
+                }
+            };
+            let id = job.id;
+            self.live().jobs.insert(id, LiveJob::new(job.clone()));
+            // Nobody waiting is no error.
+            let _ = self.launched.send(id);
+            tracing::info!(job = %id, "job claimed");
+            if let Err(error) = self.launch(&job) {
+                tracing::warn!(job = %id, "could not start the job: {error}");
                 // Not `finish`: that would dispatch again, from inside this loop.
                 self.settle(
                     id,
                     JobState::Failed,
                     Outcome {
                         failure_reason: Some(FailureReason::StartFailed),
-                        error: format!("could not start the job's runner: {err}"),
+                        error,
                         ..Outcome::default()
                     },
                     None,
@@ -326,49 +366,31 @@ impl JobManager {
         }
     }
 
-    /// Puts a job that could not be launched back at the head of the queue, and
-    /// tries the queue again in a second.
-    fn requeue(self: Arc<Self>, id: JobId) {
-        let cancelled = {
-            let mut live = self.live();
-            live.running -= 1;
-            match live.jobs.get_mut(&id) {
-                Some(entry) => {
-                    entry.job.state = JobState::Queued;
-                    entry.job.started_at = None;
-                    entry.bump();
-                    // A Cancel that came meanwhile ends it here, never having run.
-                    let cancelled = entry.cancel_requested;
-                    if !cancelled {
-                        live.queue.push_front(id);
-                    }
-                    cancelled
-                }
-                None => false,
-            }
-        };
-        if cancelled {
-            let outcome = Outcome {
-                error: "cancelled before it started".into(),
-                ..Outcome::default()
-            };
-            // Stored once the database answers again (see `retry_settle`).
-            self.settle(id, JobState::Cancelled, outcome, None);
-        }
+    /// Tries the queue again in a second.
+    fn dispatch_later(self: Arc<Self>) {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(1)).await;
             self.blocking(|manager| manager.dispatch()).await;
         });
     }
 
-    /// Starts the runner of a job that has just left the queue.
-    fn launch(self: &Arc<Self>, id: JobId, spec: &JobSpec, started_at: Millis) -> Result<()> {
-        self.store.set_running(id, started_at)?;
+    /// Starts the runner of a job this host has just claimed, once the host's
+    /// policy allows it here; else says why not.
+    fn launch(self: &Arc<Self>, job: &Job) -> std::result::Result<(), String> {
+        let id = job.id;
+        let spec = self
+            .check_policy(job.spec.clone())
+            .map_err(|err| format!("host {} cannot run this job: {err}", self.config.host.id))?;
         let dir = self.job_dir(id);
-        // Watch before the runner writes anything, so no change goes unnoticed.
-        self.watcher.add(id, dir.path())?;
-        let timeout = spec.timeout.unwrap_or(self.config.default_timeout);
-        let runner = Arc::new(Runner::spawn(&self.config.runner, &dir, spec, timeout)?);
+        let spawned = std::fs::create_dir_all(dir.path())
+            // Watch before the runner writes anything, so no change goes unnoticed.
+            .and_then(|()| self.watcher.add(id, dir.path()))
+            .and_then(|()| {
+                let timeout = spec.timeout.unwrap_or(self.config.default_timeout);
+                Runner::spawn(&self.config.runner, &dir, &spec, timeout)
+            });
+        let runner =
+            Arc::new(spawned.map_err(|err| format!("could not start the job's runner: {err}"))?);
         // Lets a restarted server adopt the runner even before its first record.
         if let Err(err) = self.store.set_runner(id, runner.identity()) {
             tracing::warn!(job = %id, "could not store the runner's identity: {err}");
@@ -478,12 +500,8 @@ impl JobManager {
                 return false;
             }
             entry.finishing = true;
-            let job = entry.job.clone();
-            // Out of the queue, so dispatch cannot start it meanwhile.
-            live.queue.retain(|queued| *queued != id);
-            job
+            entry.job.clone()
         };
-        let was_running = job.state == JobState::Running;
         job.state = state;
         job.outcome = outcome;
         job.finished_at = Some(exit.as_ref().map_or_else(now_millis, |e| e.finished_at));
@@ -492,21 +510,28 @@ impl JobManager {
         }
         job.output_size = file_size(&self.log_path(id, OutputStream::Transcript));
         job.disk_bytes = dir_size(self.job_dir(id).path());
-        if let Err(err) = self.store.finish(&job) {
-            // The job stays live (and, if it was queued, out of the queue) until
-            // its end is stored: a full disk gets room again, a restarted server
-            // finishes it from the runner's record.
+        if let Err(err) = self.store_end(&job) {
+            // The job stays live until its end is stored: a full disk gets room
+            // again, a restarted server finishes it from the runner's record.
             tracing::error!(job = %id, "could not store the finished job, will retry: {err}");
-            self.clone().retry_settle(job, was_running);
+            self.clone().retry_settle(job);
             return false;
         }
-        self.settled(job, was_running);
+        self.settled(job);
         true
+    }
+
+    /// Stores the end of a job this host ran.
+    fn store_end(&self, job: &Job) -> crate::store::Result<()> {
+        if !self.store.finish(job, JobState::Running)? {
+            tracing::warn!(job = %job.id, "the store had the job as ended already");
+        }
+        Ok(())
     }
 
     /// Stores a finished job again and again (backing off to once a minute) until
     /// the store takes it, then finishes it and starts what its run slot allows.
-    fn retry_settle(self: Arc<Self>, job: Job, was_running: bool) {
+    fn retry_settle(self: Arc<Self>, job: Job) {
         tokio::spawn(async move {
             let mut pause = Duration::from_secs(1);
             let mut job = job;
@@ -514,12 +539,12 @@ impl JobManager {
                 tokio::time::sleep(pause).await;
                 let stored;
                 (stored, job) = self
-                    .blocking(move |manager| (manager.store.finish(&job), job))
+                    .blocking(move |manager| (manager.store_end(&job), job))
                     .await;
                 match stored {
                     Ok(()) => {
                         self.blocking(move |manager| {
-                            manager.settled(job, was_running);
+                            manager.settled(job);
                             manager.dispatch();
                         })
                         .await;
@@ -535,14 +560,12 @@ impl JobManager {
     }
 
     /// Drops a job whose end is stored from the live set, and wakes its waiters.
-    fn settled(&self, job: Job, was_running: bool) {
+    fn settled(&self, job: Job) {
         let id = job.id;
         {
             let mut live = self.live();
             if let Some(entry) = live.jobs.remove(&id) {
                 entry.bump();
-            }
-            if was_running {
                 live.running -= 1;
             }
         }
@@ -557,13 +580,9 @@ impl JobManager {
         self.ended.subscribe()
     }
 
-    /// The jobs waiting in the queue, and those running, now.
-    pub fn load(&self) -> Load {
-        let live = self.live();
-        Load {
-            queued: live.queue.len(),
-            running: live.running,
-        }
+    /// The jobs running on this host now.
+    pub fn running(&self) -> usize {
+        self.live().jobs.len()
     }
 
     /// How many stored jobs are in each state.
@@ -573,11 +592,49 @@ impl JobManager {
     }
 }
 
-/// The queue and the run slots at one moment.
-#[derive(Clone, Copy, Debug)]
-pub struct Load {
-    pub queued: usize,
-    pub running: usize,
+/// Wakes a reader of a job when the job or its output may have changed.
+enum Waiter {
+    /// It runs here: its own channel, which also tells of its output.
+    Live(tokio::sync::watch::Receiver<u64>),
+    /// It is queued, or runs elsewhere: the store's announcements of changes, and
+    /// this host's claims.
+    Store {
+        changes: tokio::sync::broadcast::Receiver<Announcement>,
+        launched: tokio::sync::broadcast::Receiver<JobId>,
+        id: JobId,
+    },
+}
+
+impl Waiter {
+    /// Returns once the job may have changed since the waiter was made.
+    async fn changed(&mut self) {
+        match self {
+            // An error: the job left the live set, which is a change too.
+            Waiter::Live(receiver) => {
+                let _ = receiver.changed().await;
+            }
+            Waiter::Store {
+                changes,
+                launched,
+                id,
+            } => loop {
+                use tokio::sync::broadcast::error::RecvError;
+                tokio::select! {
+                    change = changes.recv() => match change {
+                        Ok(Announcement::Changed(change)) if change.id != *id => {}
+                        Ok(_) | Err(RecvError::Lagged(_)) => return,
+                        // The store is gone: so is the server, and nothing will change.
+                        Err(RecvError::Closed) => std::future::pending().await,
+                    },
+                    launched_id = launched.recv() => match launched_id {
+                        Ok(launched_id) if launched_id != *id => {}
+                        Ok(_) | Err(RecvError::Lagged(_)) => return,
+                        Err(RecvError::Closed) => std::future::pending().await,
+                    },
+                }
+            },
+        }
+    }
 }
 
 /// A file's size, zero if it does not exist.

@@ -46,14 +46,11 @@ impl JobManager {
             return Ok(answer);
         }
         let deadline = wait.map(|wait| Instant::now() + wait);
-        // Only a call that may wait needs to hear of changes.
-        let mut changed = wait.and_then(|_| self.subscribe(id));
         // The job's state and the log's size at the first look.
         let mut first: Option<(JobState, u64)> = None;
         loop {
-            if let Some(changed) = changed.as_mut() {
-                changed.borrow_and_update();
-            }
+            // Only a call that may wait needs to hear of changes.
+            let mut changed = wait.map(|_| self.subscribe(id));
             let result = self
                 .blocking(move |manager| manager.read_window(id, request, stream, max_bytes))
                 .await?;
@@ -66,8 +63,8 @@ impl JobManager {
             };
             first.get_or_insert(snapshot);
             let out_of_time = deadline.is_none_or(|deadline| Instant::now() >= deadline);
-            // No receiver: no wait, or the job is finished and nothing will change.
-            let Some(receiver) = changed.as_mut() else {
+            // No waiter: no wait.
+            let Some(waiter) = changed.as_mut() else {
                 return Ok(result);
             };
             if news || out_of_time || job.state.is_terminal() {
@@ -75,7 +72,7 @@ impl JobManager {
             }
             let deadline = deadline.expect("checked above");
             tokio::select! {
-                result = receiver.changed() => if result.is_err() { changed = None },
+                () = waiter.changed() => {}
                 _ = tokio::time::sleep_until(deadline) => {}
             }
         }
@@ -119,6 +116,16 @@ impl JobManager {
     ) -> Result<PollResult> {
         // The state is read before the log: a finished job's log is complete.
         let job = self.job(id)?;
+        // Its output is where it runs (the caller asks there); its record, once it
+        // has ended, is here too.
+        if let Some(host) = self.elsewhere(&job)
+            && !(job.state.is_terminal() && request == WindowRequest::Nothing)
+        {
+            return Err(Error::RunsElsewhere {
+                id,
+                host: host.to_string(),
+            });
+        }
         let log = Log::open(&self.log_path(id, stream))?;
         let window = match request {
             WindowRequest::Nothing => Window {

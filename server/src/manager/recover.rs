@@ -1,29 +1,26 @@
-//! Taking over after a restart: every job the store says is unfinished is found as
-//! it really is, from what its runner recorded and whether that runner still lives.
+//! Taking over after a restart: every job the store says runs on this host is found
+//! as it really is, from what its runner recorded and whether that runner still
+//! lives.
 
 use std::sync::Arc;
 
 use super::{JobManager, LiveJob};
-use crate::{error::Result, job::JobState, runner::Runner};
+use crate::{error::Result, runner::Runner};
 
 impl JobManager {
-    /// Re-queues queued jobs in their order, adopts running jobs whose runner is
-    /// alive, and finishes the others from their exit record (or as lost).
+    /// Adopts the running jobs of this host whose runner is alive, and finishes the
+    /// others from their exit record (or as lost). Queued jobs wait in the store.
     pub(super) fn recover(self: &Arc<Self>) -> Result<()> {
+        // A store of its own holds this host's jobs only, whatever its id was.
+        let host = Some(self.config.host.id.as_str()).filter(|_| self.store.is_shared());
         let mut running = Vec::new();
         {
             // All of them are live before any finishes, so the run slots add up.
             let mut live = self.live();
-            for job in self.store.unfinished()? {
-                let id = job.id;
-                match job.state {
-                    JobState::Queued => live.queue.push_back(id),
-                    _ => {
-                        live.running += 1;
-                        running.push(id);
-                    }
-                }
-                live.jobs.insert(id, LiveJob::new(job));
+            for job in self.store.running(host)? {
+                running.push(job.id);
+                live.running += 1;
+                live.jobs.insert(job.id, LiveJob::new(job));
             }
         }
         for id in running {

@@ -29,6 +29,13 @@ impl JobManager {
 
     fn delete_now(&self, id: JobId) -> Result<Job> {
         let job = self.job(id)?;
+        if let Some(host) = self.elsewhere(&job) {
+            // Its directory is there.
+            return Err(Error::RunsElsewhere {
+                id,
+                host: host.to_string(),
+            });
+        }
         if !job.state.is_terminal() {
             return Err(Error::FailedPrecondition(format!(
                 "job {id} is {}: cancel it first (codex-jobs cancel {id}), then delete it",
@@ -66,7 +73,9 @@ impl JobManager {
         let cutoff = now_millis().saturating_sub(age);
         let mut pruned = Pruned::default();
         loop {
-            let batch = self.store.ended_before(cutoff, states, PRUNE_BATCH)?;
+            // The jobs whose directories are on this host, when others share the store.
+            let host = Some(self.host_id()).filter(|_| self.store.is_shared());
+            let batch = self.store.ended_before(cutoff, states, host, PRUNE_BATCH)?;
             let last = batch.len() < PRUNE_BATCH;
             for job in batch {
                 let bytes = dir_size(self.job_dir(job.id).path());

@@ -1,18 +1,20 @@
-//! Start: check a job against the host's policy, store it, queue it.
+//! Start: check a job against the host's policy, and queue it in the store, where
+//! this host or another that shares the store takes it.
 
 use std::{sync::Arc, time::Duration};
 
-use super::{JobManager, LiveJob};
+use super::JobManager;
 use crate::{
     error::{Error, Result},
     job::{Job, JobSpec, now_millis},
+    store::Inserted,
 };
 
 /// How long a request id keeps returning the job it created.
 pub const REQUEST_ID_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl JobManager {
-    /// Stores and queues a job, and starts it if a run slot is free. Returns the job
+    /// Stores and queues a job, and starts it if a run slot of this host is free. Returns the job
     /// and whether it was created: a `request_id` seen within the retention window
     /// returns the job it created instead. `created_by` names the caller.
     pub async fn start(
@@ -38,53 +40,37 @@ impl JobManager {
         {
             return Ok((self.job(existing.id)?, false));
         }
-        let spec = self.check_policy(spec)?;
-        let _slot = self.reserve_queue_slot()?;
+        // Checked here when only this host may take the job; else by the host that
+        // takes it (a cwd exists on some hosts only, each has a policy of its own).
+        let spec = if self.only_here(&spec)? {
+            self.check_policy(spec)?
+        } else {
+            spec
+        };
         let job = Job::queued(spec, request_id, created_by);
         let id = job.id;
-        // The directory first: a stored job always has one.
-        let dir = self.job_dir(id);
-        std::fs::create_dir_all(dir.path())?;
-        match self.store.insert(&job, retention_start) {
-            Ok(None) => {}
-            // A concurrent Start with the same request id came first.
-            Ok(Some(existing)) => {
-                let _ = std::fs::remove_dir(dir.path());
-                return Ok((self.job(existing.id)?, false));
-            }
-            Err(err) => {
-                let _ = std::fs::remove_dir(dir.path());
-                return Err(err.into());
-            }
-        }
+        match self
+            .store
+            .insert(&job, retention_start, self.config.max_queued)?
         {
-            let mut live = self.live();
-            live.jobs.insert(id, LiveJob::new(job));
-            live.queue.push_back(id);
+            Inserted::New(_) => {}
+            // A concurrent Start with the same request id came first.
+            Inserted::Existing(existing) => return Ok((self.job(existing.id)?, false)),
+            Inserted::QueueFull(waiting) => {
+                return Err(Error::ResourceExhausted(format!(
+                    "the queue is full ({waiting} jobs waiting); try again when jobs have finished"
+                )));
+            }
         }
         tracing::info!(job = %id, "job queued");
         self.dispatch();
         Ok((self.job(id)?, true))
     }
 
-    /// Holds a place in the queue for a job being stored, so that concurrent Starts
-    /// cannot together overfill it.
-    fn reserve_queue_slot(&self) -> Result<QueueSlot<'_>> {
-        let mut live = self.live();
-        let waiting = live.queue.len() + live.reserved;
-        if waiting >= self.config.max_queued {
-            return Err(Error::ResourceExhausted(format!(
-                "the queue is full ({waiting} jobs waiting); try again when jobs have finished"
-            )));
-        }
-        live.reserved += 1;
-        Ok(QueueSlot(self))
-    }
-
     /// The host's rules: where jobs may run and how much they may do. Returns the
     /// spec to run: with allowed roots, its cwd resolved, so that what was checked
     /// is what runs even if a symlink on the way changes later.
-    fn check_policy(&self, mut spec: JobSpec) -> Result<JobSpec> {
+    pub(super) fn check_policy(&self, mut spec: JobSpec) -> Result<JobSpec> {
         if !spec.cwd.is_dir() {
             return Err(Error::InvalidArgument(format!(
                 "cwd {} is not an existing directory",
@@ -116,15 +102,5 @@ impl JobManager {
             )));
         }
         Ok(spec)
-    }
-}
-
-/// A reserved place in the queue, given back when dropped (the job is queued by then,
-/// or was never stored).
-struct QueueSlot<'a>(&'a JobManager);
-
-impl Drop for QueueSlot<'_> {
-    fn drop(&mut self) {
-        self.0.live().reserved -= 1;
     }
 }

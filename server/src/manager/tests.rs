@@ -8,11 +8,11 @@ use std::{
     time::Duration,
 };
 
-use super::{JobManager, ManagerConfig, WatchEvent, WindowRequest};
+use super::{HostConfig, JobManager, ManagerConfig, WatchEvent, WindowRequest};
 use crate::{
     job::{
-        FailureReason, Job, JobId, JobSpec, JobState, OutputStream, ProcessIdentity, Sandbox,
-        WatchFilter, now_millis,
+        DEFAULT_POOL, FailureReason, Job, JobId, JobSpec, JobState, OutputStream, ProcessIdentity,
+        Sandbox, WatchFilter, now_millis,
     },
     runner::{
         RunnerConfig,
@@ -20,6 +20,9 @@ use crate::{
     },
     store::Store,
 };
+
+/// The host the tests' servers are.
+const HOST: &str = "test-host";
 
 /// A state dir as a server that was killed left it.
 struct LeftState {
@@ -41,7 +44,7 @@ impl LeftState {
     fn queued_job(&self) -> JobId {
         let job = Job::queued(self.spec(), None, "uid 0".into());
         std::fs::create_dir_all(self.job_dir(job.id).path()).unwrap();
-        self.store().insert(&job, 0).unwrap();
+        self.store().insert(&job, 0, usize::MAX).unwrap();
         job.id
     }
 
@@ -55,6 +58,8 @@ impl LeftState {
             labels: Default::default(),
             resume_thread_id: String::new(),
             reasoning_effort: None,
+            pool: DEFAULT_POOL.into(),
+            host: String::new(),
         }
     }
 
@@ -62,7 +67,8 @@ impl LeftState {
     fn running_job(&self, runner: ProcessIdentity) -> JobId {
         let id = self.queued_job();
         let store = self.store();
-        store.set_running(id, now_millis()).unwrap();
+        let claimed = store.claim(HOST, &[DEFAULT_POOL.into()], now_millis());
+        assert_eq!(claimed.unwrap().unwrap().id, id);
         store.set_runner(id, runner).unwrap();
         id
     }
@@ -97,6 +103,11 @@ impl LeftState {
                 kill_grace: Duration::from_secs(1),
                 exit_grace: Duration::from_secs(1),
                 max_output_bytes: u64::MAX,
+            },
+            host: HostConfig {
+                id: HOST.into(),
+                address: String::new(),
+                pools: vec![DEFAULT_POOL.into()],
             },
         })
         .await
@@ -254,14 +265,21 @@ async fn a_job_launched_just_before_a_crash_is_found_by_the_runner_the_store_nam
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queued_jobs_are_queued_again_in_their_order() {
+async fn queued_jobs_wait_in_the_store_and_are_taken_in_their_order() {
     let state = LeftState::new();
     let ids: Vec<JobId> = (0..3).map(|_| state.queued_job()).collect();
     let manager = state.open().await;
-    let queue: Vec<JobId> = manager.live().queue.iter().copied().collect();
-    assert_eq!(queue, ids);
-    for id in ids {
+    for &id in &ids {
         assert_eq!(manager.get(id).await.unwrap().state, JobState::Queued);
+    }
+    let pools = [DEFAULT_POOL.to_string()];
+    let claim = || manager.store.claim(HOST, &pools, now_millis()).unwrap();
+    let taken: Vec<JobId> = std::iter::from_fn(|| claim().map(|job| job.id)).collect();
+    assert_eq!(taken, ids);
+    // Claimed, each runs on this host.
+    for id in ids {
+        let job = manager.store.get(id).unwrap().unwrap();
+        assert_eq!((job.state, job.host.as_str()), (JobState::Running, HOST));
     }
 }
 

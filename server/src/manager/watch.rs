@@ -12,7 +12,7 @@ use super::JobManager;
 use crate::{
     error::Result,
     job::{Job, JobId, WatchFilter},
-    store::Change,
+    store::Announcement,
 };
 
 /// Jobs read from the table at a time.
@@ -63,7 +63,7 @@ impl JobManager {
         self: &Arc<Self>,
         filter: WatchFilter,
         since: u64,
-        mut changes: tokio::sync::broadcast::Receiver<Change>,
+        mut changes: tokio::sync::broadcast::Receiver<Announcement>,
         events: &mpsc::Sender<Result<WatchEvent>>,
     ) -> Result<()> {
         let initial = since == 0;
@@ -86,12 +86,11 @@ impl JobManager {
                 () = events.closed() => return Ok(()),
             };
             let change = match change {
-                Ok(change) => change,
-                // Fell behind the announcements: read what changed from the table.
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::info!(
-                        "a Watch fell {missed} changes behind; reading them from the store"
-                    );
+                Ok(Announcement::Changed(change)) => change,
+                // Fell behind the announcements, or some went unheard: read what
+                // changed from the table.
+                Ok(Announcement::Missed) | Err(RecvError::Lagged(_)) => {
+                    tracing::info!("a Watch may have missed changes; reading them from the store");
                     sent_ahead.clear();
                     match self.replay(&filter, position, false, events).await? {
                         Some(caught_up) => {

@@ -87,6 +87,8 @@ mod tests {
             labels: Default::default(),
             resume_thread_id: String::new(),
             reasoning_effort: None,
+            pool: crate::job::DEFAULT_POOL.into(),
+            host: String::new(),
         }
     }
 

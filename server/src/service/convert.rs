@@ -10,9 +10,10 @@ use prost_types::Timestamp;
 use crate::{
     error::Error,
     job::{
-        FailureReason, Job, JobId, JobSpec, JobState, Millis, OutputStream, ReasoningEffort,
-        Sandbox,
+        DEFAULT_POOL, FailureReason, Job, JobId, JobSpec, JobState, Millis, OutputStream,
+        ReasoningEffort, Sandbox,
     },
+    manager::HostStatus,
 };
 
 pub const MAX_PROMPT_BYTES: usize = 1024 * 1024;
@@ -29,6 +30,8 @@ const MAX_LABEL_KEY: usize = 64;
 const MAX_LABEL_VALUE: usize = 256;
 const MAX_REQUEST_ID: usize = 128;
 const MAX_MODEL: usize = 256;
+/// The longest pool or host name.
+pub const MAX_HOST_NAME: usize = 64;
 
 /// The longest cwd: Linux's PATH_MAX.
 const MAX_CWD: usize = 4096;
@@ -138,6 +141,14 @@ pub fn spec(spec: Option<pb::JobSpec>) -> Result<JobSpec, Error> {
             quoted(thread)
         )));
     }
+    let pool = match spec.pool.as_str() {
+        "" => DEFAULT_POOL.to_string(),
+        pool => host_name("pool", pool)?,
+    };
+    let host = match spec.host.as_str() {
+        "" => String::new(),
+        host => host_name("host", host)?,
+    };
     Ok(JobSpec {
         prompt: spec.prompt,
         cwd: PathBuf::from(spec.cwd),
@@ -147,7 +158,20 @@ pub fn spec(spec: Option<pb::JobSpec>) -> Result<JobSpec, Error> {
         labels,
         resume_thread_id: spec.resume_thread_id,
         reasoning_effort,
+        pool,
+        host,
     })
+}
+
+/// A pool's or a host's name, as `what` of a job.
+fn host_name(what: &str, name: &str) -> Result<String, Error> {
+    if !is_token(name, MAX_HOST_NAME) {
+        return Err(invalid(format!(
+            "{what} must be 1-{MAX_HOST_NAME} characters of A-Z a-z 0-9 . _ -, got {}",
+            quoted(name)
+        )));
+    }
+    Ok(name.to_string())
 }
 
 fn is_token(text: &str, max: usize) -> bool {
@@ -389,6 +413,8 @@ impl From<Job> for pb::Job {
                         ReasoningEffort::High => pb::ReasoningEffort::High,
                     })
                     .into(),
+                pool: spec.pool,
+                host: spec.host,
             }),
             state: pb::JobState::from(job.state).into(),
             failure_reason: job
@@ -414,6 +440,23 @@ impl From<Job> for pb::Job {
             request_id: job.request_id.unwrap_or_default(),
             created_by: job.created_by,
             output_note: job.outcome.output_note,
+            host: job.host,
+        }
+    }
+}
+
+impl From<HostStatus> for pb::Host {
+    fn from(status: HostStatus) -> Self {
+        let host = status.host;
+        pb::Host {
+            id: host.id,
+            address: host.address,
+            pools: host.pools,
+            max_running: host.max_running,
+            running: host.running,
+            started_at: Some(timestamp(host.started_at)),
+            heartbeat_at: Some(timestamp(host.heartbeat_at)),
+            alive: status.alive,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod convert;
+pub mod fleet;
 pub mod limit;
 
 use std::{pin::Pin, sync::Arc};
@@ -45,6 +46,8 @@ fn status(err: &Error) -> Status {
         Error::PermissionDenied(_) => Status::permission_denied(err.to_string()),
         Error::ResourceExhausted(_) => Status::resource_exhausted(err.to_string()),
         Error::FailedPrecondition(_) => Status::failed_precondition(err.to_string()),
+        // The service asks the other host itself: this is for any path that does not.
+        Error::RunsElsewhere { .. } | Error::Unavailable(_) => Status::unavailable(err.to_string()),
         Error::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
             Status::resource_exhausted(format!("the server's disk is full: {io}"))
         }
@@ -61,11 +64,15 @@ fn status(err: &Error) -> Status {
 
 pub struct JobService {
     manager: Arc<JobManager>,
+    /// The other hosts, for the jobs that run there.
+    fleet: Arc<fleet::Fleet>,
 }
 
 impl JobService {
-    pub fn new(manager: Arc<JobManager>) -> Self {
-        JobService { manager }
+    /// `fleet`: how to reach the other hosts that share the store.
+    pub fn new(manager: Arc<JobManager>, fleet: codex_jobs_client::Credentials) -> Self {
+        let fleet = Arc::new(fleet::Fleet::new(manager.clone(), fleet));
+        JobService { manager, fleet }
     }
 }
 
@@ -127,6 +134,7 @@ impl CodexJobs for JobService {
         use pb::poll_request::Window;
         require(&request, Scope::Read)?;
         let request = request.into_inner();
+        let forward = request.clone();
         let id = convert::job_id(&request.job_id)?;
         let window = match request.window {
             None => WindowRequest::Nothing,
@@ -136,10 +144,12 @@ impl CodexJobs for JobService {
         let stream = convert::output_stream(request.stream)?;
         let max_bytes = convert::max_bytes(request.max_bytes)?;
         let wait = convert::wait(request.wait)?;
-        let result = self
-            .manager
-            .poll(id, window, stream, max_bytes, wait)
-            .await?;
+        let result = match self.manager.poll(id, window, stream, max_bytes, wait).await {
+            Err(Error::RunsElsewhere { host, .. }) => {
+                return Ok(Response::new(self.fleet.poll(&host, forward).await?));
+            }
+            result => result?,
+        };
         Ok(Response::new(pb::PollResponse {
             job: Some(result.job.into()),
             output: result.window.bytes,
@@ -156,14 +166,20 @@ impl CodexJobs for JobService {
     ) -> Result<Response<pb::CancelResponse>, Status> {
         let caller = require(&request, Scope::Write)?;
         let id = convert::job_id(&request.into_inner().job_id)?;
-        let cancelled = self.manager.cancel(id).await;
+        let cancelled = match self.manager.cancel(id).await {
+            Ok(job) => Ok(job.into()),
+            Err(Error::RunsElsewhere { host, .. }) => {
+                self.fleet.cancel(&host, &id.to_string()).await
+            }
+            Err(err) => Err(Status::from(err)),
+        };
         let outcome = match &cancelled {
-            Ok(job) => job.state.name().to_string(),
-            Err(err) => err.to_string(),
+            Ok(job) => job.state().as_str_name().to_string(),
+            Err(status) => status.message().to_string(),
         };
         audit("cancel", &caller, &id.to_string(), &outcome);
         Ok(Response::new(pb::CancelResponse {
-            job: Some(cancelled?.into()),
+            job: Some(cancelled?),
         }))
     }
 
@@ -173,14 +189,20 @@ impl CodexJobs for JobService {
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let caller = require(&request, Scope::Write)?;
         let id = convert::job_id(&request.into_inner().job_id)?;
-        let deleted = self.manager.delete(id).await;
+        let deleted = match self.manager.delete(id).await {
+            Ok(job) => Ok(job.into()),
+            Err(Error::RunsElsewhere { host, .. }) => {
+                self.fleet.delete(&host, &id.to_string()).await
+            }
+            Err(err) => Err(Status::from(err)),
+        };
         let outcome = match &deleted {
             Ok(_) => "deleted".to_string(),
-            Err(err) => err.to_string(),
+            Err(status) => status.message().to_string(),
         };
         audit("delete", &caller, &id.to_string(), &outcome);
         Ok(Response::new(pb::DeleteResponse {
-            job: Some(deleted?.into()),
+            job: Some(deleted?),
         }))
     }
 
@@ -237,6 +259,7 @@ impl CodexJobs for JobService {
         use pb::follow_request::Start;
         require(&request, Scope::Read)?;
         let request = request.into_inner();
+        let forward = request.clone();
         let id = convert::job_id(&request.job_id)?;
         let start = match request.start {
             None => FollowStart::Offset(0),
@@ -247,18 +270,68 @@ impl CodexJobs for JobService {
             },
         };
         let stream = convert::output_stream(request.stream)?;
-        let events = self.manager.follow(id, start, stream).await?;
-        let responses = ReceiverStream::new(events).map(|event| {
+        let events = match self.manager.follow(id, start, stream).await {
+            Ok(events) => events,
+            Err(Error::RunsElsewhere { host, .. }) => {
+                let remote = self.fleet.follow(&host, forward).await?;
+                return Ok(Response::new(Box::pin(remote)));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        // A job another host takes while it is followed is followed on there.
+        let (responses, receiver) = tokio::sync::mpsc::channel(16);
+        let fleet = self.fleet.clone();
+        tokio::spawn(async move {
             use pb::follow_response::Event;
-            let event = match event? {
-                FollowEvent::Job(job) => Event::Job((*job).into()),
-                FollowEvent::Output { offset, data } => {
-                    Event::Output(pb::OutputChunk { offset, data })
+            let mut events = ReceiverStream::new(events);
+            while let Some(event) = events.next().await {
+                let event = match event {
+                    Ok(FollowEvent::Job(job)) => Event::Job((*job).into()),
+                    Ok(FollowEvent::Output { offset, data }) => {
+                        Event::Output(pb::OutputChunk { offset, data })
+                    }
+                    Ok(FollowEvent::Elsewhere { host, offset }) => {
+                        let request = pb::FollowRequest {
+                            start: Some(Start::FromOffset(offset)),
+                            ..forward
+                        };
+                        match fleet.follow(&host, request).await {
+                            Ok(mut remote) => {
+                                while let Some(message) = remote.next().await {
+                                    if responses.send(message).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                            Err(status) => {
+                                let _ = responses.send(Err(status)).await;
+                            }
+                        }
+                        return;
+                    }
+                    Err(err) => {
+                        let _ = responses.send(Err(err.into())).await;
+                        return;
+                    }
+                };
+                let message = pb::FollowResponse { event: Some(event) };
+                if responses.send(Ok(message)).await.is_err() {
+                    return;
                 }
-            };
-            Ok(pb::FollowResponse { event: Some(event) })
+            }
         });
-        Ok(Response::new(Box::pin(responses)))
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn list_hosts(
+        &self,
+        request: Request<pb::ListHostsRequest>,
+    ) -> Result<Response<pb::ListHostsResponse>, Status> {
+        require(&request, Scope::Read)?;
+        let hosts = self.manager.hosts().await?;
+        Ok(Response::new(pb::ListHostsResponse {
+            hosts: hosts.into_iter().map(Into::into).collect(),
+        }))
     }
 
     type WatchStream = WatchStream;

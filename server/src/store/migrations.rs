@@ -54,6 +54,20 @@ CREATE TABLE IF NOT EXISTS job_labels (
     // holds it cannot hand the same version out again.
     "CREATE TABLE versions (latest INTEGER NOT NULL);
      INSERT INTO versions SELECT COALESCE(MAX(version), 0) FROM jobs;",
+    // 4: hosts sharing the queue: where a job may run and where it runs.
+    "ALTER TABLE jobs ADD COLUMN pool TEXT NOT NULL DEFAULT 'default';
+     ALTER TABLE jobs ADD COLUMN target_host TEXT NOT NULL DEFAULT '';
+     ALTER TABLE jobs ADD COLUMN host TEXT NOT NULL DEFAULT '';
+     CREATE INDEX jobs_queue ON jobs (pool, id) WHERE state = 'queued';
+     CREATE TABLE hosts (
+         id           TEXT PRIMARY KEY,
+         address      TEXT NOT NULL,
+         pools        TEXT NOT NULL,      -- JSON array
+         max_running  INTEGER NOT NULL,
+         running      INTEGER NOT NULL,
+         started_at   INTEGER NOT NULL,
+         heartbeat_at INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// PostgreSQL: the versions applied are rows of `schema_migrations`. Ids are text
@@ -106,6 +120,20 @@ CREATE TABLE job_labels (
     // from taking a version to its commit, so versions follow commit order.
     "CREATE TABLE versions (latest BIGINT NOT NULL);
      INSERT INTO versions SELECT COALESCE(MAX(version), 0) FROM jobs;",
+    // 4: as for SQLite.
+    "ALTER TABLE jobs ADD COLUMN pool TEXT NOT NULL DEFAULT 'default';
+     ALTER TABLE jobs ADD COLUMN target_host TEXT NOT NULL DEFAULT '';
+     ALTER TABLE jobs ADD COLUMN host TEXT NOT NULL DEFAULT '';
+     CREATE INDEX jobs_queue ON jobs (pool, id) WHERE state = 'queued';
+     CREATE TABLE hosts (
+         id           TEXT COLLATE \"C\" PRIMARY KEY,
+         address      TEXT NOT NULL,
+         pools        TEXT NOT NULL,
+         max_running  INTEGER NOT NULL,
+         running      INTEGER NOT NULL,
+         started_at   BIGINT NOT NULL,
+         heartbeat_at BIGINT NOT NULL
+     );",
 ];
 
 /// The refusal of a database a newer server has migrated.

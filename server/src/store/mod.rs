@@ -25,7 +25,7 @@ use std::{
 use tokio::sync::broadcast;
 
 use crate::job::{
-    FailureReason, Job, JobId, JobSpec, JobState, ListFilter, Millis, Outcome, Page,
+    FailureReason, Host, Job, JobId, JobSpec, JobState, ListFilter, Millis, Outcome, Page,
     ProcessIdentity, ReasoningEffort, TokenUsage, WatchFilter,
 };
 
@@ -95,6 +95,17 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Change {
     pub version: u64,
     pub id: JobId,
+    /// The state it changed to.
+    pub state: JobState,
+}
+
+/// What `changes()` announces.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Announcement {
+    Changed(Change),
+    /// Changes may have gone unannounced (the database connection that hears them
+    /// was lost): read what changed from the table.
+    Missed,
 }
 
 /// Announcements a Watch may fall behind by before it replays from the table.
@@ -106,31 +117,46 @@ pub enum Inserted {
     New(u64),
     /// The request id belongs to this job already: nothing stored.
     Existing(Box<Job>),
+    /// This many jobs wait already, the most the queue takes: nothing stored.
+    QueueFull(u64),
 }
 
 /// One database, as the store uses it. Each change of state returns the version
 /// it was stored as, or `None` if it changed nothing.
 trait Backend: Send + Sync {
-    fn insert(&self, job: &Job, request_ids_since: Millis) -> Result<Inserted>;
-    fn set_running(&self, id: JobId, started_at: Millis) -> Result<Option<u64>>;
-    fn finish(&self, job: &Job) -> Result<Option<u64>>;
+    fn insert(&self, job: &Job, request_ids_since: Millis, max_queued: usize) -> Result<Inserted>;
+    /// Takes the oldest queued job `host` may run, as running there.
+    fn claim(&self, host: &str, pools: &[String], started_at: Millis)
+    -> Result<Option<(Job, u64)>>;
+    /// Stores a job's end, if it is still `was`.
+    fn finish(&self, job: &Job, was: JobState) -> Result<Option<u64>>;
     fn find_request(&self, request_id: &str, since: Millis) -> Result<Option<Job>>;
     fn set_runner(&self, id: JobId, runner: ProcessIdentity) -> Result<()>;
     fn runner(&self, id: JobId) -> Result<Option<ProcessIdentity>>;
     fn get(&self, id: JobId) -> Result<Option<Job>>;
     fn get_versioned(&self, id: JobId) -> Result<Option<(Job, u64)>>;
-    fn unfinished(&self) -> Result<Vec<Job>>;
+    /// Running jobs, oldest first: those of `host` (and of no host: from before
+    /// hosts had ids), or all.
+    fn running(&self, host: Option<&str>) -> Result<Vec<Job>>;
     fn changed_since(&self, query: &query::Query) -> Result<(Vec<(Job, u64)>, u64)>;
     fn list(&self, query: &query::Query) -> Result<Vec<Job>>;
     /// Deletes a job that has ended; false if there is none.
     fn delete(&self, id: JobId) -> Result<bool>;
     /// `(state, jobs)` for each state some job is in.
     fn count_by_state(&self) -> Result<Vec<(String, i64)>>;
+    /// Records a host as it starts, or as it is at a heartbeat.
+    fn put_host(&self, host: &Host) -> Result<()>;
+    fn hosts(&self) -> Result<Vec<Host>>;
+    /// Whether other servers share this database: then changes are announced as the
+    /// database tells them, in commit order, whoever made them (see `listen`).
+    fn is_shared(&self) -> bool;
+    /// Sends every change the database tells of to `changes`, from now on.
+    fn listen(&self, changes: broadcast::Sender<Announcement>) -> Result<()>;
 }
 
 pub struct Store {
     backend: Box<dyn Backend>,
-    changes: broadcast::Sender<Change>,
+    changes: broadcast::Sender<Announcement>,
     /// Held from a change's transaction to its announcement, so announcements go
     /// out in version order.
     writing: Mutex<()>,
@@ -139,65 +165,116 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the SQLite database at `path`.
     pub fn sqlite(path: &Path) -> Result<Store> {
-        Ok(Store::with(Box::new(sqlite::Sqlite::open(path)?)))
+        Store::with(Box::new(sqlite::Sqlite::open(path)?))
     }
 
     /// Connects to the PostgreSQL database `config` names, bringing its schema up to
     /// date. Must be called within a tokio runtime, off its workers.
     pub fn postgres(config: &PostgresConfig) -> Result<Store> {
-        Ok(Store::with(Box::new(postgres::Postgres::connect(config)?)))
+        Store::with(Box::new(postgres::Postgres::connect(config)?))
     }
 
-    fn with(backend: Box<dyn Backend>) -> Store {
-        Store {
+    fn with(backend: Box<dyn Backend>) -> Result<Store> {
+        let changes = broadcast::channel(CHANGES_BUFFERED).0;
+        backend.listen(changes.clone())?;
+        Ok(Store {
             backend,
-            changes: broadcast::channel(CHANGES_BUFFERED).0,
+            changes,
             writing: Mutex::new(()),
-        }
+        })
     }
 
     /// The changes of job states from now on, in version order.
-    pub fn changes(&self) -> broadcast::Receiver<Change> {
+    pub fn changes(&self) -> broadcast::Receiver<Announcement> {
         self.changes.subscribe()
     }
 
-    /// Runs one change of state and announces it once it is stored.
-    fn change(&self, id: JobId, change: impl FnOnce() -> Result<Option<u64>>) -> Result<()> {
+    /// Whether other servers share the store.
+    pub fn is_shared(&self) -> bool {
+        self.backend.is_shared()
+    }
+
+    /// Runs one change of state and announces it once it is stored (a shared
+    /// database announces it itself).
+    fn change<T>(&self, change: impl FnOnce() -> Result<(T, Option<Change>)>) -> Result<T> {
         let _in_order = self
             .writing
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(version) = change()? {
+        let (result, change) = change()?;
+        if let Some(change) = change
+            && !self.backend.is_shared()
+        {
             // No receiver is no error: nobody watches.
-            let _ = self.changes.send(Change { version, id });
+            let _ = self.changes.send(Announcement::Changed(change));
         }
-        Ok(())
+        Ok(result)
     }
 
-    /// Stores a new job. If `job.request_id` was used by a job created at or after
-    /// `request_ids_since`, stores nothing and returns that job instead.
-    pub fn insert(&self, job: &Job, request_ids_since: Millis) -> Result<Option<Job>> {
-        let mut existing = None;
-        self.change(job.id, || {
-            Ok(match self.backend.insert(job, request_ids_since)? {
-                Inserted::New(version) => Some(version),
-                Inserted::Existing(job) => {
-                    existing = Some(*job);
-                    None
+    /// Stores a new job, unless `max_queued` jobs wait already
+    /// (`Inserted::QueueFull`). If `job.request_id` was used by a job created at or
+    /// after `request_ids_since`, stores nothing and returns that job instead.
+    pub fn insert(
+        &self,
+        job: &Job,
+        request_ids_since: Millis,
+        max_queued: usize,
+    ) -> Result<Inserted> {
+        self.change(|| {
+            let inserted = self.backend.insert(job, request_ids_since, max_queued)?;
+            let change = match &inserted {
+                Inserted::New(version) => Some(Change {
+                    version: *version,
+                    id: job.id,
+                    state: job.state,
+                }),
+                _ => None,
+            };
+            Ok((inserted, change))
+        })
+    }
+
+    /// Takes the oldest queued job that `host`, serving `pools`, may run: it is
+    /// running there from `started_at` on. Hosts that claim at once each get
+    /// another job.
+    pub fn claim(&self, host: &str, pools: &[String], started_at: Millis) -> Result<Option<Job>> {
+        self.change(|| {
+            Ok(match self.backend.claim(host, pools, started_at)? {
+                Some((job, version)) => {
+                    let change = Change {
+                        version,
+                        id: job.id,
+                        state: job.state,
+                    };
+                    (Some(job), Some(change))
                 }
+                None => (None, None),
             })
-        })?;
-        Ok(existing)
+        })
     }
 
-    /// Records that a job's runner has started.
-    pub fn set_running(&self, id: JobId, started_at: Millis) -> Result<()> {
-        self.change(id, || self.backend.set_running(id, started_at))
+    /// Records a job's terminal state and everything its run produced, if the job
+    /// is still `was` (a queued job another host took meanwhile is not ended here);
+    /// false if it was not.
+    pub fn finish(&self, job: &Job, was: JobState) -> Result<bool> {
+        self.change(|| {
+            let change = self.backend.finish(job, was)?.map(|version| Change {
+                version,
+                id: job.id,
+                state: job.state,
+            });
+            Ok((change.is_some(), change))
+        })
     }
 
-    /// Records a job's terminal state and everything its run produced.
-    pub fn finish(&self, job: &Job) -> Result<()> {
-        self.change(job.id, || self.backend.finish(job))
+    /// Records a host as it starts, or at a heartbeat.
+    pub fn put_host(&self, host: &Host) -> Result<()> {
+        self.backend.put_host(host)
+    }
+
+    /// Every host that shares the store, by id.
+    pub fn hosts(&self) -> Result<Vec<Host>> {
+        self.backend.hosts()
     }
 
     /// The job created with `request_id` at or after `since`, if any.
@@ -220,10 +297,10 @@ impl Store {
         self.backend.get(id)
     }
 
-    /// Jobs that were queued or running, oldest first: what a restarted server
-    /// takes over.
-    pub fn unfinished(&self) -> Result<Vec<Job>> {
-        self.backend.unfinished()
+    /// Running jobs, oldest first: those of `host`, or all. What a restarted
+    /// server takes over.
+    pub fn running(&self, host: Option<&str>) -> Result<Vec<Job>> {
+        self.backend.running(host)
     }
 
     /// A job with the version of its latest change.
@@ -262,15 +339,16 @@ impl Store {
     }
 
     /// Up to `limit` jobs in one of `states` (all that end, if empty) that ended
-    /// before `cutoff`, oldest first.
+    /// before `cutoff`, oldest first: those `host` ran (or that never ran), or all.
     pub fn ended_before(
         &self,
         cutoff: Millis,
         states: &[JobState],
+        host: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Job>> {
         self.backend
-            .list(&query::ended_before(cutoff, states, limit))
+            .list(&query::ended_before(cutoff, states, host, limit))
     }
 
     /// One page of jobs, newest first.
@@ -313,13 +391,16 @@ struct JobRow {
     output_note: String,
     reasoning_effort: String,
     disk_bytes: i64,
+    pool: String,
+    target_host: String,
+    host: String,
 }
 
 /// The columns a `JobRow` is read from, in its order.
 const JOB_COLUMNS: &str = "id, state, request_id, created_at, started_at, finished_at, prompt, \
     cwd, model, sandbox, timeout_ms, resume_thread_id, labels, failure_reason, error, exit_code, \
     signal, thread_id, final_message, usage, output_size, created_by, output_note, \
-    reasoning_effort, disk_bytes";
+    reasoning_effort, disk_bytes, pool, target_host, host";
 
 /// A value read from `column` that this server cannot make sense of.
 fn bad_column(column: &str, value: &str) -> StoreError {
@@ -368,6 +449,8 @@ impl JobRow {
                     .map_err(|_| bad_column("labels", &self.labels))?,
                 resume_thread_id: self.resume_thread_id,
                 reasoning_effort,
+                pool: self.pool,
+                host: self.target_host,
             },
             request_id: self.request_id,
             state: named("state", &self.state, JobState::from_name)?,
@@ -387,6 +470,7 @@ impl JobRow {
             output_size: self.output_size as u64,
             disk_bytes: self.disk_bytes as u64,
             created_by: self.created_by,
+            host: self.host,
         })
     }
 }
@@ -399,6 +483,38 @@ fn labels_text(job: &Job) -> String {
 fn usage_text(job: &Job) -> Option<String> {
     job.usage
         .map(|usage| serde_json::to_string(&usage).expect("usage serializes"))
+}
+
+fn pools_text(host: &Host) -> String {
+    serde_json::to_string(&host.pools).expect("pools serialize")
+}
+
+/// A host as its row holds it.
+struct HostRow {
+    id: String,
+    address: String,
+    pools: String,
+    max_running: i64,
+    running: i64,
+    started_at: i64,
+    heartbeat_at: i64,
+}
+
+const HOST_COLUMNS: &str = "id, address, pools, max_running, running, started_at, heartbeat_at";
+
+impl HostRow {
+    fn into_host(self) -> Result<Host> {
+        Ok(Host {
+            pools: serde_json::from_str(&self.pools)
+                .map_err(|_| bad_column("pools", &self.pools))?,
+            id: self.id,
+            address: self.address,
+            max_running: self.max_running as u32,
+            running: self.running as u32,
+            started_at: self.started_at,
+            heartbeat_at: self.heartbeat_at,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -15,12 +15,14 @@ use deadpool_postgres::{
 use tokio_postgres::{Config, Row, error::SqlState, types::ToSql};
 
 use super::{
-    Backend, Inserted, JOB_COLUMNS, JobRow, PostgresConfig, Result, StoreError, labels_text,
-    migrations,
+    Announcement, Backend, Change, HOST_COLUMNS, HostRow, Inserted, JOB_COLUMNS, JobRow,
+    PostgresConfig, Result, StoreError, labels_text, migrations, pools_text,
     query::{self, Arg, Query},
     usage_text,
 };
-use crate::job::{FailureReason, Job, JobId, Millis, ProcessIdentity, ReasoningEffort};
+use crate::job::{
+    FailureReason, Host, Job, JobId, JobState, Millis, ProcessIdentity, ReasoningEffort,
+};
 
 /// Connections kept at most: calls beyond wait for one.
 const POOL_SIZE: usize = 16;
@@ -32,11 +34,19 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The advisory lock migrations take (a key of our own, in `pg_advisory_xact_lock`).
 const MIGRATION_LOCK: i64 = 0x636f_6465_785f_6a02;
 
+/// The channel every change of a job's state is told on, as `VERSION ID STATE`.
+const CHANNEL: &str = "codex_jobs";
+
+type Tls = tokio_postgres_rustls::MakeRustlsConnect;
+
 pub struct Postgres {
     pool: Pool,
     runtime: tokio::runtime::Handle,
     /// The database as messages name it: user, host, port and name, no password.
     name: String,
+    /// For the connection that listens for changes, which is no pool's.
+    config: Config,
+    tls: Tls,
 }
 
 impl Postgres {
@@ -62,9 +72,10 @@ impl Postgres {
             config.ssl_mode(tokio_postgres::config::SslMode::Disable);
         }
         let name = describe(&config);
+        let tls = Tls::new(tls_config(database.ca_cert.as_deref())?);
         let manager = Manager::from_config(
-            config,
-            tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(database.ca_cert.as_deref())?),
+            config.clone(),
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -81,6 +92,8 @@ impl Postgres {
             pool,
             runtime: tokio::runtime::Handle::current(),
             name,
+            config,
+            tls,
         };
         store.run(async |client| migrate(client, &store.name).await)?;
         Ok(store)
@@ -284,6 +297,54 @@ async fn next_version(tx: &Transaction<'_>) -> Result<i64> {
     Ok(tx.query_one(&statement, &[]).await?.get(0))
 }
 
+/// Tells every listening server of a change, when the transaction commits.
+async fn notify(tx: &Transaction<'_>, version: i64, id: JobId, state: JobState) -> Result<()> {
+    let payload = format!("{version} {id} {}", state.name());
+    execute(tx, "SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
+    Ok(())
+}
+
+/// A change as `notify` told it.
+fn parse_change(payload: &str) -> Option<Change> {
+    let mut words = payload.split(' ');
+    let change = Change {
+        version: words.next()?.parse().ok()?,
+        id: words.next()?.parse().ok()?,
+        state: JobState::from_name(words.next()?)?,
+    };
+    words.next().is_none().then_some(change)
+}
+
+/// Connects the listening connection and starts listening; the returned receiver
+/// gets each notification, and closes when the connection is lost.
+async fn listen_on(
+    config: &Config,
+    tls: Tls,
+) -> std::result::Result<
+    tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>,
+    tokio_postgres::Error,
+> {
+    let (client, mut connection) = config.connect(tls).await?;
+    let (notifications, received) = tokio::sync::mpsc::unbounded_channel();
+    // The connection does its work, LISTEN's reply included, as it is polled.
+    let polling = tokio::spawn(async move {
+        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            if let tokio_postgres::AsyncMessage::Notification(notification) = message
+                && notifications.send(notification).is_err()
+            {
+                return;
+            }
+        }
+    });
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    // The connection closes with its client: keep the client while it listens.
+    tokio::spawn(async move {
+        let _client = client;
+        let _ = polling.await;
+    });
+    Ok(received)
+}
+
 /// Runs a statement in a transaction, prepared once per connection.
 async fn execute(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
     let statement = tx.prepare_cached(sql).await?;
@@ -291,9 +352,10 @@ async fn execute(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]
 }
 
 impl Backend for Postgres {
-    fn insert(&self, job: &Job, request_ids_since: Millis) -> Result<Inserted> {
+    fn insert(&self, job: &Job, request_ids_since: Millis, max_queued: usize) -> Result<Inserted> {
         self.run(async |client| {
             let tx = client.transaction().await?;
+            // Held to the commit: no other Start counts the queue meanwhile.
             let version = next_version(&tx).await?;
             if let Some(request_id) = &job.request_id {
                 let existing = tx
@@ -320,13 +382,17 @@ impl Backend for Postgres {
                     None => {}
                 }
             }
+            let waiting: i64 = tx.query_one(query::COUNT_QUEUED, &[]).await?.get(0);
+            if waiting as usize >= max_queued {
+                return Ok(Inserted::QueueFull(waiting as u64));
+            }
             let spec = &job.spec;
             execute(
                 &tx,
                 "INSERT INTO jobs (id, state, request_id, created_at, prompt, cwd, model, \
                  sandbox, timeout_ms, resume_thread_id, labels, created_by, version, \
-                 reasoning_effort) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                 reasoning_effort, pool, target_host) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
                 &[
                     &job.id.to_string(),
                     &job.state.name(),
@@ -342,6 +408,8 @@ impl Backend for Postgres {
                     &job.created_by,
                     &version,
                     &spec.reasoning_effort.map_or("", ReasoningEffort::name),
+                    &spec.pool,
+                    &spec.host,
                 ],
             )
             .await?;
@@ -353,33 +421,52 @@ impl Backend for Postgres {
                 )
                 .await?;
             }
+            notify(&tx, version, job.id, job.state).await?;
             tx.commit().await?;
             Ok(Inserted::New(version as u64))
         })
     }
 
-    fn set_running(&self, id: JobId, started_at: Millis) -> Result<Option<u64>> {
-        self.change_state(async |tx, version| {
-            execute(
-                tx,
-                "UPDATE jobs SET state = 'running', started_at = $2, version = $3 \
-                 WHERE id = $1 AND state = 'queued'",
-                &[&id.to_string(), &started_at, &version],
-            )
-            .await
+    fn claim(
+        &self,
+        host: &str,
+        pools: &[String],
+        started_at: Millis,
+    ) -> Result<Option<(Job, u64)>> {
+        let pools = pools.to_vec();
+        self.run(async |client| {
+            // A look first, which takes no lock: most wake-ups find nothing to take.
+            let statement = client.prepare_cached(CLAIMABLE).await?;
+            let claimable: bool = client.query_one(&statement, &[&pools, &host]).await?.get(0);
+            if !claimable {
+                return Ok(None);
+            }
+            let tx = client.transaction().await?;
+            let version = next_version(&tx).await?;
+            let statement = tx.prepare_cached(&CLAIM).await?;
+            let Some(row) = tx
+                .query_opt(&statement, &[&pools, &host, &started_at, &version])
+                .await?
+            else {
+                return Ok(None);
+            };
+            let job = job_row(&row)?.into_job()?;
+            notify(&tx, version, job.id, job.state).await?;
+            tx.commit().await?;
+            Ok(Some((job, version as u64)))
         })
     }
 
-    fn finish(&self, job: &Job) -> Result<Option<u64>> {
+    fn finish(&self, job: &Job, was: JobState) -> Result<Option<u64>> {
         let outcome = &job.outcome;
         self.change_state(async |tx, version| {
-            execute(
+            let changed = execute(
                 tx,
                 "UPDATE jobs SET state = $2, started_at = $3, finished_at = $4, \
                      failure_reason = $5, error = $6, exit_code = $7, signal = $8, \
                      thread_id = $9, final_message = $10, usage = $11, output_size = $12, \
-                     output_note = $13, version = $14, disk_bytes = $15 \
-                     WHERE id = $1 AND state IN ('queued', 'running')",
+                     output_note = $13, version = $14, disk_bytes = $15, host = $16 \
+                     WHERE id = $1 AND state = $17",
                 &[
                     &job.id.to_string(),
                     &job.state.name(),
@@ -396,9 +483,15 @@ impl Backend for Postgres {
                     &outcome.output_note,
                     &version,
                     &(job.disk_bytes as i64),
+                    &job.host,
+                    &was.name(),
                 ],
             )
-            .await
+            .await?;
+            if changed > 0 {
+                notify(tx, version, job.id, job.state).await?;
+            }
+            Ok(changed)
         })
     }
 
@@ -455,11 +548,12 @@ impl Backend for Postgres {
             .transpose()
     }
 
-    fn unfinished(&self) -> Result<Vec<Job>> {
+    fn running(&self, host: Option<&str>) -> Result<Vec<Job>> {
         let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('queued', 'running') ORDER BY id"
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'running' \
+             AND ($1::TEXT IS NULL OR host IN ($1, '')) ORDER BY id"
         );
-        self.jobs(&sql, &[])
+        self.jobs(&sql, &[&host])
     }
 
     fn changed_since(&self, query: &Query) -> Result<(Vec<(Job, u64)>, u64)> {
@@ -514,7 +608,110 @@ impl Backend for Postgres {
         let args = arguments(query);
         self.jobs(&query.numbered(), &references(&args))
     }
+
+    fn put_host(&self, host: &Host) -> Result<()> {
+        self.run(async |client| {
+            let statement = client
+                .prepare_cached(&format!(
+                    "INSERT INTO hosts ({HOST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (id) DO UPDATE SET address = $2, pools = $3, max_running = $4, \
+                     running = $5, started_at = $6, heartbeat_at = $7"
+                ))
+                .await?;
+            client
+                .execute(
+                    &statement,
+                    &[
+                        &host.id,
+                        &host.address,
+                        &pools_text(host),
+                        &(host.max_running as i32),
+                        &(host.running as i32),
+                        &host.started_at,
+                        &host.heartbeat_at,
+                    ],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn hosts(&self) -> Result<Vec<Host>> {
+        self.select(
+            &format!("SELECT {HOST_COLUMNS} FROM hosts ORDER BY id"),
+            &[],
+        )?
+        .iter()
+        .map(|row| {
+            HostRow {
+                id: row.get(0),
+                address: row.get(1),
+                pools: row.get(2),
+                max_running: row.get::<_, i32>(3).into(),
+                running: row.get::<_, i32>(4).into(),
+                started_at: row.get(5),
+                heartbeat_at: row.get(6),
+            }
+            .into_host()
+        })
+        .collect()
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    /// Listens on a connection of its own, in commit order, and when that
+    /// connection is lost, connects again (every second) and announces that changes
+    /// may have been missed meanwhile.
+    fn listen(&self, changes: tokio::sync::broadcast::Sender<Announcement>) -> Result<()> {
+        let (config, tls, name) = (self.config.clone(), self.tls.clone(), self.name.clone());
+        let mut received = self
+            .runtime
+            .block_on(listen_on(&config, tls.clone()))
+            .map_err(|error| self.named(error.into()))?;
+        self.runtime.spawn(async move {
+            loop {
+                while let Some(notification) = received.recv().await {
+                    match parse_change(notification.payload()) {
+                        Some(change) => {
+                            let _ = changes.send(Announcement::Changed(change));
+                        }
+                        None => tracing::warn!(
+                            "ignored a notice of a change that this server cannot read: {:?}",
+                            notification.payload()
+                        ),
+                    }
+                }
+                tracing::warn!(
+                    "lost the connection that hears of job changes in {name}; reconnecting"
+                );
+                received = loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if let Ok(received) = listen_on(&config, tls.clone()).await {
+                        break received;
+                    }
+                };
+                let _ = changes.send(Announcement::Missed);
+            }
+        });
+        Ok(())
+    }
 }
+
+/// Whether a host serving pools `$1`, with id `$2`, has a queued job to take.
+const CLAIMABLE: &str = "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued' \
+    AND pool = ANY($1) AND target_host IN ('', $2))";
+
+/// Takes the oldest such job, skipping those another host is taking at this moment.
+static CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE jobs SET state = 'running', host = $2, started_at = $3, version = $4 \
+         WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND pool = ANY($1) \
+             AND target_host IN ('', $2) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+         RETURNING {JOB_COLUMNS}"
+    )
+});
 
 fn arguments(query: &Query) -> Vec<Box<dyn ToSql + Sync + Send>> {
     query
@@ -567,5 +764,8 @@ fn job_row(row: &Row) -> Result<JobRow> {
         output_note: row.try_get("output_note")?,
         reasoning_effort: row.try_get("reasoning_effort")?,
         disk_bytes: row.try_get("disk_bytes")?,
+        pool: row.try_get("pool")?,
+        target_host: row.try_get("target_host")?,
+        host: row.try_get("host")?,
     })
 }

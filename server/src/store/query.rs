@@ -100,10 +100,15 @@ pub fn changed_since(since: u64, filter: &WatchFilter, initial: bool, limit: usi
 
 /// Jobs in `states` (any that ended, if empty) that ended before `cutoff`, oldest
 /// end first.
-pub fn ended_before(cutoff: i64, states: &[JobState], limit: usize) -> Query {
+pub fn ended_before(cutoff: i64, states: &[JobState], host: Option<&str>, limit: usize) -> Query {
     let mut query = Query::select("");
     query.sql += " AND finished_at < ?";
     query.args.push(Arg::Int(cutoff));
+    if let Some(host) = host {
+        // Its own jobs, whose directories are here, and those that never ran.
+        query.sql += " AND host IN (?, '')";
+        query.args.push(Arg::Text(host.to_string()));
+    }
     let ended = [JobState::Succeeded, JobState::Failed, JobState::Cancelled];
     query.states(if states.is_empty() { &ended } else { states });
     query.sql += " ORDER BY finished_at LIMIT ?";
@@ -113,6 +118,9 @@ pub fn ended_before(cutoff: i64, states: &[JobState], limit: usize) -> Query {
 
 /// How many jobs are in each state.
 pub const COUNT_BY_STATE: &str = "SELECT state, COUNT(*) FROM jobs GROUP BY state";
+
+/// The jobs waiting in the queue, of every pool.
+pub const COUNT_QUEUED: &str = "SELECT COUNT(*) FROM jobs WHERE state = 'queued'";
 
 /// The latest version of all, read with `changed_since`.
 pub const LATEST_VERSION: &str = "SELECT latest FROM versions";

@@ -10,11 +10,14 @@ use rusqlite::{
 };
 
 use super::{
-    Backend, Inserted, JOB_COLUMNS, JobRow, Result, labels_text, migrations,
+    Announcement, Backend, HOST_COLUMNS, HostRow, Inserted, JOB_COLUMNS, JobRow, Result,
+    labels_text, migrations, pools_text,
     query::{self, Arg, Query},
     usage_text,
 };
-use crate::job::{FailureReason, Job, JobId, Millis, ProcessIdentity, ReasoningEffort};
+use crate::job::{
+    FailureReason, Host, Job, JobId, JobState, Millis, ProcessIdentity, ReasoningEffort,
+};
 
 pub struct Sqlite {
     db: Mutex<Connection>,
@@ -116,9 +119,10 @@ fn add_missing_columns(db: &Connection) -> rusqlite::Result<()> {
 }
 
 impl Backend for Sqlite {
-    fn insert(&self, job: &Job, request_ids_since: Millis) -> Result<Inserted> {
+    fn insert(&self, job: &Job, request_ids_since: Millis, max_queued: usize) -> Result<Inserted> {
         let mut db = self.db();
-        let tx = db.transaction()?;
+        // Immediate: the count of waiting jobs holds until the new one is in.
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         if let Some(request_id) = &job.request_id {
             let existing = tx
                 .query_row(
@@ -143,12 +147,17 @@ impl Backend for Sqlite {
                 None => {}
             }
         }
+        let waiting: i64 = tx.query_row(query::COUNT_QUEUED, [], |row| row.get(0))?;
+        if waiting as usize >= max_queued {
+            return Ok(Inserted::QueueFull(waiting as u64));
+        }
         let spec = &job.spec;
         let version = next_version(&tx)?;
         tx.execute(
             "INSERT INTO jobs (id, state, request_id, created_at, prompt, cwd, model, sandbox, \
-             timeout_ms, resume_thread_id, labels, created_by, version, reasoning_effort) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             timeout_ms, resume_thread_id, labels, created_by, version, reasoning_effort, pool, \
+             target_host) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             params![
                 job.id.to_string(),
                 job.state.name(),
@@ -164,6 +173,8 @@ impl Backend for Sqlite {
                 job.created_by,
                 version as i64,
                 spec.reasoning_effort.map_or("", ReasoningEffort::name),
+                spec.pool,
+                spec.host,
             ],
         )?;
         for (key, value) in &spec.labels {
@@ -176,24 +187,45 @@ impl Backend for Sqlite {
         Ok(Inserted::New(version))
     }
 
-    fn set_running(&self, id: JobId, started_at: Millis) -> Result<Option<u64>> {
-        self.change_state(|tx, version| {
-            tx.execute(
-                "UPDATE jobs SET state = 'running', started_at = ?2, version = ?3 \
-                 WHERE id = ?1 AND state = 'queued'",
-                params![id.to_string(), started_at, version as i64],
+    fn claim(
+        &self,
+        host: &str,
+        pools: &[String],
+        started_at: Millis,
+    ) -> Result<Option<(Job, u64)>> {
+        let pools = serde_json::to_string(pools).expect("pools serialize");
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let version = next_version(&tx)?;
+        let row = tx
+            .query_row(
+                &format!(
+                    "UPDATE jobs SET state = 'running', started_at = ?3, host = ?1, version = ?4 \
+                     WHERE id = (SELECT id FROM jobs WHERE state = 'queued' \
+                         AND pool IN (SELECT value FROM json_each(?2)) \
+                         AND target_host IN ('', ?1) ORDER BY id LIMIT 1) \
+                     RETURNING {JOB_COLUMNS}"
+                ),
+                params![host, pools, started_at, version as i64],
+                job_row,
             )
-        })
+            .optional()?;
+        let Some(row) = row else {
+            // Nothing to take: the version goes unused.
+            return Ok(None);
+        };
+        tx.commit()?;
+        Ok(Some((row.into_job()?, version)))
     }
 
-    fn finish(&self, job: &Job) -> Result<Option<u64>> {
+    fn finish(&self, job: &Job, was: JobState) -> Result<Option<u64>> {
         let outcome = &job.outcome;
         self.change_state(|tx, version| {
             tx.execute(
                 "UPDATE jobs SET state = ?2, started_at = ?3, finished_at = ?4, \
                  failure_reason = ?5, error = ?6, exit_code = ?7, signal = ?8, thread_id = ?9, \
                  final_message = ?10, usage = ?11, output_size = ?12, output_note = ?13, \
-                 version = ?14, disk_bytes = ?15 WHERE id = ?1 AND state IN ('queued', 'running')",
+                 version = ?14, disk_bytes = ?15, host = ?16 WHERE id = ?1 AND state = ?17",
                 params![
                     job.id.to_string(),
                     job.state.name(),
@@ -210,6 +242,8 @@ impl Backend for Sqlite {
                     outcome.output_note,
                     version as i64,
                     job.disk_bytes as i64,
+                    job.host,
+                    was.name(),
                 ],
             )
         })
@@ -273,13 +307,14 @@ impl Backend for Sqlite {
             .transpose()
     }
 
-    fn unfinished(&self) -> Result<Vec<Job>> {
+    fn running(&self, host: Option<&str>) -> Result<Vec<Job>> {
         let db = self.db();
         let mut query = db.prepare(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('queued', 'running') ORDER BY id"
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'running' \
+             AND (?1 IS NULL OR host IN (?1, '')) ORDER BY id"
         ))?;
         let rows = query
-            .query_map([], job_row)?
+            .query_map([host], job_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter().map(JobRow::into_job).collect()
     }
@@ -334,6 +369,56 @@ impl Backend for Sqlite {
             .map(|row| row?.into_job())
             .collect()
     }
+
+    fn put_host(&self, host: &Host) -> Result<()> {
+        self.db().execute(
+            &format!(
+                "INSERT INTO hosts ({HOST_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (id) DO UPDATE SET address = ?2, pools = ?3, max_running = ?4, \
+                 running = ?5, started_at = ?6, heartbeat_at = ?7"
+            ),
+            params![
+                host.id,
+                host.address,
+                pools_text(host),
+                host.max_running,
+                host.running,
+                host.started_at,
+                host.heartbeat_at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn hosts(&self) -> Result<Vec<Host>> {
+        let db = self.db();
+        let mut query =
+            db.prepare_cached(&format!("SELECT {HOST_COLUMNS} FROM hosts ORDER BY id"))?;
+        let rows = query
+            .query_map([], |row| {
+                Ok(HostRow {
+                    id: row.get(0)?,
+                    address: row.get(1)?,
+                    pools: row.get(2)?,
+                    max_running: row.get(3)?,
+                    running: row.get(4)?,
+                    started_at: row.get(5)?,
+                    heartbeat_at: row.get(6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(HostRow::into_host).collect()
+    }
+
+    /// The file is this server's alone.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// The store announces its own changes: nothing else writes to the file.
+    fn listen(&self, _changes: tokio::sync::broadcast::Sender<Announcement>) -> Result<()> {
+        Ok(())
+    }
 }
 
 fn value(arg: &Arg) -> Value {
@@ -381,5 +466,8 @@ fn job_row(row: &Row) -> rusqlite::Result<JobRow> {
         output_note: row.get("output_note")?,
         reasoning_effort: row.get("reasoning_effort")?,
         disk_bytes: row.get("disk_bytes")?,
+        pool: row.get("pool")?,
+        target_host: row.get("target_host")?,
+        host: row.get("host")?,
     })
 }

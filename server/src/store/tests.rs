@@ -19,7 +19,17 @@ fn spec(labels: &[(&str, &str)]) -> JobSpec {
             .collect(),
         resume_thread_id: String::new(),
         reasoning_effort: Some(ReasoningEffort::Medium),
+        pool: "gpu".into(),
+        host: "box-2".into(),
     }
+}
+
+/// Stores a new job, which must be new.
+fn insert(store: &Store, job: &Job) {
+    assert!(matches!(
+        store.insert(job, 0, usize::MAX).unwrap(),
+        Inserted::New(_)
+    ));
 }
 
 fn store() -> (tempfile::TempDir, Store) {
@@ -36,7 +46,7 @@ fn jobs_round_trip_through_the_database() {
         Some("req-1".into()),
         "token ci".into(),
     );
-    assert!(store.insert(&job, 0).unwrap().is_none());
+    insert(&store, &job);
     assert_eq!(store.get(job.id).unwrap().unwrap(), job);
 
     job.state = JobState::Failed;
@@ -55,7 +65,7 @@ fn jobs_round_trip_through_the_database() {
         output_tokens: 3,
     });
     job.output_size = 42;
-    store.finish(&job).unwrap();
+    assert!(store.finish(&job, JobState::Queued).unwrap());
     assert_eq!(store.get(job.id).unwrap().unwrap(), job);
 }
 
@@ -63,16 +73,15 @@ fn jobs_round_trip_through_the_database() {
 fn a_request_id_returns_its_job_within_the_window_only() {
     let (_dir, store) = store();
     let first = Job::queued(spec(&[]), Some("same".into()), String::new());
-    store.insert(&first, 0).unwrap();
+    insert(&store, &first);
     let retry = Job::queued(spec(&[]), Some("same".into()), String::new());
-    assert_eq!(store.insert(&retry, 0).unwrap().unwrap().id, first.id);
+    let Inserted::Existing(existing) = store.insert(&retry, 0, usize::MAX).unwrap() else {
+        panic!("the request id's job comes back");
+    };
+    assert_eq!(existing.id, first.id);
     // Once the first job is older than the window, the id starts a new job.
-    assert!(
-        store
-            .insert(&retry, first.created_at + 1)
-            .unwrap()
-            .is_none()
-    );
+    let inserted = store.insert(&retry, first.created_at + 1, usize::MAX);
+    assert!(matches!(inserted.unwrap(), Inserted::New(_)));
 }
 
 #[test]
@@ -82,7 +91,7 @@ fn list_pages_newest_first_with_filters() {
         .map(|i| {
             let team = if i % 2 == 0 { "even" } else { "odd" };
             let job = Job::queued(spec(&[("team", team)]), None, String::new());
-            store.insert(&job, 0).unwrap();
+            insert(&store, &job);
             job.id
         })
         .collect();
@@ -173,18 +182,78 @@ fn a_database_from_before_schema_versions_is_brought_up_to_date() {
 fn a_deleted_job_does_not_give_its_version_away() {
     let (_dir, store) = store();
     let mut job = Job::queued(spec(&[]), None, String::new());
-    store.insert(&job, 0).unwrap();
+    insert(&store, &job);
     job.state = JobState::Succeeded;
     job.finished_at = Some(1);
-    store.finish(&job).unwrap();
+    assert!(store.finish(&job, JobState::Queued).unwrap());
     let (_, newest) = store.get_versioned(job.id).unwrap().unwrap();
     // The job that holds the latest version goes; the next change still comes after it.
     assert!(store.delete(job.id).unwrap());
     let next = Job::queued(spec(&[]), None, String::new());
-    store.insert(&next, 0).unwrap();
+    insert(&store, &next);
     let (_, version) = store.get_versioned(next.id).unwrap().unwrap();
     assert!(version > newest, "{version} after {newest}");
     let watch = WatchFilter::default();
     let (_, latest) = store.changed_since(0, &watch, true, 10).unwrap();
     assert_eq!(latest, version);
+}
+
+#[test]
+fn hosts_claim_queued_jobs_oldest_first_by_pool_and_host_and_the_queue_has_a_limit() {
+    let (_dir, store) = store();
+    let for_host = |pool: &str, host: &str| {
+        let mut spec = spec(&[]);
+        spec.pool = pool.into();
+        spec.host = host.into();
+        let job = Job::queued(spec, None, String::new());
+        insert(&store, &job);
+        job.id
+    };
+    let gpu_any = for_host("gpu", "");
+    let default_b = for_host("default", "b");
+    let gpu_a = for_host("gpu", "a");
+    let pools = |names: &[&str]| {
+        names
+            .iter()
+            .map(|name| name.to_string())
+            .collect::<Vec<_>>()
+    };
+    let claim = |host: &str, serves: &[&str]| {
+        store
+            .claim(host, &pools(serves), 7)
+            .unwrap()
+            .map(|job| (job.id, job.host, job.state, job.started_at))
+    };
+    // Host a serves only default: the default job is b's.
+    assert_eq!(claim("a", &["default"]), None);
+    assert_eq!(
+        claim("a", &["gpu"]),
+        Some((gpu_any, "a".into(), JobState::Running, Some(7)))
+    );
+    assert_eq!(claim("b", &["gpu", "default"]).unwrap().0, default_b);
+    // Named for a, the last gpu job is not b's to take.
+    assert_eq!(claim("b", &["gpu"]), None);
+    assert_eq!(claim("a", &["gpu"]).unwrap().0, gpu_a);
+    assert_eq!(store.running(Some("a")).unwrap().len(), 2);
+
+    // Two jobs may wait, no more.
+    for_host("none", "");
+    for_host("none", "");
+    let third = Job::queued(spec(&[]), None, String::new());
+    assert!(matches!(
+        store.insert(&third, 0, 2).unwrap(),
+        Inserted::QueueFull(2)
+    ));
+}
+
+#[test]
+fn a_job_ends_only_from_the_state_it_was_read_in() {
+    let (_dir, store) = store();
+    let mut job = Job::queued(spec(&[]), None, String::new());
+    insert(&store, &job);
+    store.claim("box-2", &["gpu".into()], 1).unwrap().unwrap();
+    // A cancel of the queued job it was comes too late: it runs on box-2.
+    job.state = JobState::Cancelled;
+    assert!(!store.finish(&job, JobState::Queued).unwrap());
+    assert_eq!(store.get(job.id).unwrap().unwrap().state, JobState::Running);
 }

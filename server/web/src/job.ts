@@ -92,6 +92,10 @@ function jobDetails(job: Job): Node[] {
       ),
     ]);
   }
+  if (job.host) rows.push(["Host", job.host]);
+  if (job.pool !== "default" || job.targetHost) {
+    rows.push(["Pool", job.targetHost ? `${job.pool}, host ${job.targetHost}` : job.pool]);
+  }
   rows.push(["Started by", job.createdBy], ["Created", time(job.createdAt)]);
   if (job.startedAt) rows.push(["Started", time(job.startedAt)]);
   if (job.finishedAt) rows.push(["Finished", time(job.finishedAt)]);

@@ -67,6 +67,8 @@ class AsyncClient:
         request_id: Optional[str] = None,
         resume_thread_id: Optional[str] = None,
         reasoning_effort: Optional[str] = None,
+        pool: Optional[str] = None,
+        host: Optional[str] = None,
     ) -> Job:
         """See `Client.start`."""
         request = _model.start_request(
@@ -79,6 +81,8 @@ class AsyncClient:
             request_id=request_id,
             resume_thread_id=resume_thread_id,
             reasoning_effort=reasoning_effort,
+            pool=pool,
+            host=host,
         )
         return _model.job_from_pb((await self._call(self._stub.Start, request)).job)
 

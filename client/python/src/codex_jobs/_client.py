@@ -78,13 +78,17 @@ class Client:
         request_id: Optional[str] = None,
         resume_thread_id: Optional[str] = None,
         reasoning_effort: Optional[str] = None,
+        pool: Optional[str] = None,
+        host: Optional[str] = None,
     ) -> Job:
         """Starts a job running Codex on `prompt` in the directory `cwd` (absolute, on
         the server's host) and returns it at once, usually queued or running.
         `sandbox` is read-only (the default), workspace-write, danger-full-access or
         bypass; `reasoning_effort` is low, medium or high (default: Codex's own);
-        `timeout` (seconds) overrides the server's default limit. A retry with the
-        same `request_id` returns the job the first call started."""
+        `timeout` (seconds) overrides the server's default limit. `pool` (default:
+        default) and `host` say which job hosts may run it, where several share the
+        server's database. A retry with the same `request_id` returns the job the
+        first call started."""
         request = _model.start_request(
             prompt,
             cwd=cwd,
@@ -95,6 +99,8 @@ class Client:
             request_id=request_id,
             resume_thread_id=resume_thread_id,
             reasoning_effort=reasoning_effort,
+            pool=pool,
+            host=host,
         )
         return _model.job_from_pb(self._call(self._stub.Start, request).job)
 

@@ -97,6 +97,11 @@ class Job:
     created_by: str
     #: Why the output logs stop short (the host's cap, a full disk), if they do.
     output_note: Optional[str]
+    #: The pool of job hosts it runs in, and the one host it asked for, if any.
+    pool: str
+    target_host: Optional[str]
+    #: The host that runs (or ran) it; None while it is queued.
+    host: Optional[str]
 
     @property
     def done(self) -> bool:
@@ -215,6 +220,9 @@ def job_from_pb(message: pb.Job) -> Job:
         request_id=message.request_id or None,
         created_by=message.created_by,
         output_note=message.output_note or None,
+        pool=spec.pool or "default",
+        target_host=spec.host or None,
+        host=message.host or None,
     )
 
 
@@ -260,6 +268,8 @@ def start_request(
     request_id: Optional[str],
     resume_thread_id: Optional[str],
     reasoning_effort: Optional[str] = None,
+    pool: Optional[str] = None,
+    host: Optional[str] = None,
 ) -> pb.StartRequest:
     spec = pb.JobSpec(
         prompt=prompt,
@@ -272,6 +282,8 @@ def start_request(
             else None
         ),
         labels=dict(labels or {}),
+        pool=pool or "",
+        host=host or "",
     )
     if timeout is not None:
         spec.timeout.CopyFrom(_seconds(timeout, "timeout"))

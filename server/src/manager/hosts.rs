@@ -1,0 +1,173 @@
+//! This host among those that share the store: its record, kept fresh by a
+//! heartbeat, the fleet as the records show it, and where a job may run.
+
+use std::{sync::Arc, time::Duration};
+
+use super::JobManager;
+use crate::{
+    error::{Error, Result},
+    job::{Host, Job, JobSpec, Millis, now_millis},
+};
+
+/// How often a host tells the store it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// Heartbeats a host may miss before the others count it as gone.
+const MISSED_HEARTBEATS: u32 = 3;
+
+/// This host, as the others know it.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// `--host-id`: unique among the hosts that share the store.
+    pub id: String,
+    /// `--advertise`: the URL the other hosts reach this one's service at.
+    pub address: String,
+    /// `--pool`: the pools whose jobs this host takes.
+    pub pools: Vec<String>,
+}
+
+/// A host's record, and whether it heartbeats.
+#[derive(Clone, Debug)]
+pub struct HostStatus {
+    pub host: Host,
+    pub alive: bool,
+}
+
+impl JobManager {
+    /// Writes this host's record as it is now.
+    pub(super) fn heartbeat(&self) -> Result<()> {
+        let host = &self.config.host;
+        self.store.put_host(&Host {
+            id: host.id.clone(),
+            address: host.address.clone(),
+            pools: host.pools.clone(),
+            max_running: self.config.max_running as u32,
+            running: self.running() as u32,
+            started_at: self.started_at,
+            heartbeat_at: now_millis(),
+        })?;
+        Ok(())
+    }
+
+    /// Heartbeats for as long as the server runs.
+    pub(super) fn keep_heartbeating(self: Arc<Self>) {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                if let Err(err) = self.blocking(|manager| manager.heartbeat()).await {
+                    tracing::warn!("could not record this host's heartbeat: {err}");
+                }
+            }
+        });
+    }
+
+    /// Every host that shares the store, by id.
+    pub async fn hosts(self: &Arc<Self>) -> Result<Vec<HostStatus>> {
+        self.blocking(|manager| manager.host_statuses()).await
+    }
+
+    fn host_statuses(&self) -> Result<Vec<HostStatus>> {
+        let now = now_millis();
+        Ok(self
+            .store
+            .hosts()?
+            .into_iter()
+            .map(|host| HostStatus {
+                alive: self.is_alive(&host, now),
+                host,
+            })
+            .collect())
+    }
+
+    fn is_alive(&self, host: &Host, now: Millis) -> bool {
+        let gone_after = (HEARTBEAT * MISSED_HEARTBEATS).as_millis() as Millis;
+        host.id == self.config.host.id || now - host.heartbeat_at <= gone_after
+    }
+
+    /// Whether this host could run `spec` (its pool, and its host if it names one).
+    fn serves(&self, spec: &JobSpec) -> bool {
+        let host = &self.config.host;
+        host.pools.contains(&spec.pool) && (spec.host.is_empty() || spec.host == host.id)
+    }
+
+    /// Checks that a live host may take `spec`, and returns whether this host is the
+    /// only one that may (then its policy is checked at once).
+    pub(super) fn only_here(&self, spec: &JobSpec) -> Result<bool> {
+        if !self.store.is_shared() || spec.host == self.config.host.id {
+            return if self.serves(spec) {
+                Ok(true)
+            } else {
+                Err(self.no_host_for(spec, &[]))
+            };
+        }
+        let hosts = self.host_statuses()?;
+        let mut takers = hosts.iter().filter(|status| {
+            status.alive
+                && status.host.pools.contains(&spec.pool)
+                && (spec.host.is_empty() || spec.host == status.host.id)
+        });
+        match (takers.next(), takers.next()) {
+            (None, _) => Err(self.no_host_for(spec, &hosts)),
+            (Some(only), None) => Ok(only.host.id == self.config.host.id),
+            (Some(_), Some(_)) => Ok(false),
+        }
+    }
+
+    /// Why no host can take `spec`, with the hosts there are.
+    fn no_host_for(&self, spec: &JobSpec, hosts: &[HostStatus]) -> Error {
+        let wanted = match spec.host.as_str() {
+            "" => format!("no live host serves pool {}", spec.pool),
+            host => format!(
+                "host {host} is not live, or does not serve pool {}",
+                spec.pool
+            ),
+        };
+        let known = if hosts.is_empty() {
+            let host = &self.config.host;
+            format!("{} (pools {})", host.id, host.pools.join(", "))
+        } else {
+            hosts
+                .iter()
+                .map(|status| {
+                    let state = if status.alive { "" } else { ", gone" };
+                    let host = &status.host;
+                    format!("{} (pools {}{state})", host.id, host.pools.join(", "))
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        Error::FailedPrecondition(format!("{wanted}: the hosts are {known}"))
+    }
+
+    /// The host that runs (or ran) `job`, when it is not this one.
+    pub(super) fn elsewhere<'a>(&self, job: &'a Job) -> Option<&'a str> {
+        Some(job.host.as_str()).filter(|host| !host.is_empty() && *host != self.config.host.id)
+    }
+
+    /// This host's id.
+    pub fn host_id(&self) -> &str {
+        &self.config.host.id
+    }
+
+    /// The address another host's service is reached at.
+    pub async fn host_address(self: &Arc<Self>, id: &str) -> Result<String> {
+        let id = id.to_string();
+        self.blocking(move |manager| {
+            let host = manager
+                .store
+                .hosts()?
+                .into_iter()
+                .find(|host| host.id == id);
+            match host {
+                Some(host) if !host.address.is_empty() => Ok(host.address),
+                Some(_) => Err(Error::Unavailable(format!(
+                    "host {id} runs the job but gave no address to reach it at (--advertise)"
+                ))),
+                None => Err(Error::Unavailable(format!(
+                    "host {id} runs the job but is not among the hosts"
+                ))),
+            }
+        })
+        .await
+    }
+}
