@@ -60,6 +60,9 @@ pub struct JobView {
     /// The host that runs (or ran) the job; null while it is queued.
     #[serde(default)]
     pub host: Option<String>,
+    /// True while that host has stopped heartbeating: the state is as it last told.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_unreachable: bool,
     /// RFC 3339 times; null until they happen.
     pub created_at: Option<String>,
     pub started_at: Option<String>,
@@ -139,6 +142,7 @@ impl From<&pb::Job> for JobView {
             created_by: non_empty(&job.created_by),
             pool: spec.pool,
             host: non_empty(&job.host),
+            host_unreachable: job.host_unreachable,
             created_at: time(job.created_at.as_ref()),
             started_at: time(job.started_at.as_ref()),
             finished_at: time(job.finished_at.as_ref()),

@@ -1134,6 +1134,134 @@ async fn bench_store(scale: &Scale, table: &mut Table) {
     );
 }
 
+/// `count` hosts of one fleet on `database`, each taking the default pool, 16 jobs
+/// at a time.
+async fn fleet_hosts(
+    postgres: &support::postgres::Postgres,
+    database: &str,
+    count: usize,
+) -> Vec<TestServer> {
+    postgres.create_database(database);
+    let mut hosts = Vec::new();
+    for n in 0..count {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let options = ServerOptions::default().args([
+            "--database-url",
+            &postgres.url(database),
+            "--host-id",
+            &format!("host-{n}"),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--advertise",
+            &format!("http://127.0.0.1:{port}"),
+            "--max-running",
+            "16",
+        ]);
+        hosts.push(TestServer::with(options).await);
+    }
+    hosts
+}
+
+/// Several job hosts on one PostgreSQL: Start throughput with one host and with
+/// three (8 clients at once, spread over the hosts), and Poll and Follow of a job
+/// through a host that does not run it, against the host that does.
+async fn bench_fleet(scale: &Scale, table: &mut Table) {
+    let Some(postgres) = support::postgres::Postgres::start() else {
+        return;
+    };
+    const CLIENTS: usize = 8;
+    let mut rates = Vec::new();
+    let mut fleet = Vec::new();
+    for count in [1, 3] {
+        fleet = fleet_hosts(&postgres, &format!("fleet{count}"), count).await;
+        let mut clients = tokio::task::JoinSet::new();
+        let per_client = (scale.starts * 2 / CLIENTS).max(2);
+        let started = Instant::now();
+        for n in 0..CLIENTS {
+            let host = &fleet[n % count];
+            let (mut client, spec) = (host.client().await, host.spec("say ready"));
+            clients.spawn(async move {
+                for _ in 0..per_client {
+                    let request = pb::StartRequest {
+                        spec: Some(spec.clone()),
+                        request_id: String::new(),
+                    };
+                    client.start(request).await.expect("Start");
+                }
+            });
+        }
+        clients.join_all().await;
+        rates.push((CLIENTS * per_client) as f64 / started.elapsed().as_secs_f64());
+    }
+    table.add(
+        "Start throughput on PostgreSQL, 8 clients: one host / three hosts (one machine)",
+        format!("{:.0} / {:.0} Starts/s", rates[0], rates[1]),
+        "three hosts >= one",
+    );
+
+    // A job that ran on host-1, read through host-1 and through host-0.
+    let (other, owner) = (&fleet[0], &fleet[1]);
+    let pinned = |prompt: &str| pb::JobSpec {
+        host: "host-1".into(),
+        ..owner.spec(prompt)
+    };
+    let done = owner
+        .start_spec(pinned("lines 16000 a line of the log"))
+        .await;
+    owner.wait_finished(&done.id).await;
+    let request = tail_request(&done.id, 100);
+    let mut figures = Vec::new();
+    for host in [owner, other] {
+        let mut client = host.client().await;
+        figures.push(percentiles(poll_samples(&mut client, &request, scale.polls / 4).await).0);
+    }
+    table.add(
+        "Poll tail 100 of a job on another host: through its host / through another",
+        format!("p50 {} / {}", show(figures[0]), show(figures[1])),
+        "through another <= its host + 1 ms",
+    );
+
+    // A line the job prints, until a follower through each host has it.
+    let ticking = owner
+        .start_spec(pinned(&format!("ticks {} 0.01", scale.ticks)))
+        .await;
+    let mut followers = Vec::new();
+    for host in [owner, other] {
+        let mut stream = host.follow(&ticking.id).await;
+        followers.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while let Some(message) = stream.message().await.expect("stream") {
+                if let Some(pb::follow_response::Event::Output(chunk)) = message.event {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap();
+                    for line in String::from_utf8_lossy(&chunk.data).lines() {
+                        if let Ok(printed) = line.parse::<u64>() {
+                            samples.push(now.saturating_sub(Duration::from_nanos(printed)));
+                        }
+                    }
+                }
+            }
+            samples
+        }));
+    }
+    let through_owner = followers.remove(0).await.unwrap();
+    let through_other = followers.remove(0).await.unwrap();
+    table.add(
+        "Follow: a printed line until a follower has it, through its host / through another",
+        format!(
+            "{} / {}",
+            show_p50_p99(through_owner),
+            show_p50_p99(through_other)
+        ),
+        "through another <= its host + 2 ms",
+    );
+}
+
 #[tokio::main]
 async fn main() {
     if std::env::args().any(|arg| arg == "--bare-server") {
@@ -1141,7 +1269,8 @@ async fn main() {
     }
     let quick = std::env::args().any(|arg| arg == "--quick");
     // `--only load`: just the figures of one part (poll, start, follow, load,
-    // bridge, validation, agent, tls, clients, store, backends, running), when working on it.
+    // bridge, validation, agent, tls, clients, store, backends, running, fleet), when
+    // working on it.
     let only = std::env::args().skip_while(|arg| arg != "--only").nth(1);
     let part = |name: &str| only.as_deref().is_none_or(|only| only == name);
     let scale = Scale::new(quick);
@@ -1188,6 +1317,9 @@ async fn main() {
     }
     if part("running") {
         bench_many_running(&scale, &mut table).await;
+    }
+    if part("fleet") {
+        bench_fleet(&scale, &mut table).await;
     }
     table.print();
 }

@@ -113,6 +113,12 @@ pub struct ServerArgs {
     #[arg(long = "pool", value_name = "NAME", value_parser = host_name)]
     pub pools: Vec<String>,
 
+    /// How long another host may go without a heartbeat before the jobs it was
+    /// running end as failed, reason lost (until then they show host_unreachable):
+    /// `10m`, `1h`
+    #[arg(long, value_name = "AGE", default_value = "10m", value_parser = lost_after)]
+    pub host_lost_after: Duration,
+
     /// The bearer token this host presents to the other hosts when it reads or
     /// cancels a job that runs there
     #[arg(long, env = "CODEX_JOBS_FLEET_TOKEN", hide_env_values = true)]
@@ -226,6 +232,16 @@ fn advertised(text: &str) -> Result<String, String> {
         return Err("expected http://HOST:PORT or https://HOST:PORT, without a path".into());
     }
     Ok(text.to_string())
+}
+
+/// How long a host may be gone: at least the time of three missed heartbeats.
+fn lost_after(text: &str) -> Result<Duration, String> {
+    let age = humantime::parse_duration(text)
+        .map_err(|err| format!("{err}: give a duration like 10m or 1h"))?;
+    if age < Duration::from_secs(15) {
+        return Err("must be at least 15s: a host heartbeats every 5 s".into());
+    }
+    Ok(age)
 }
 
 /// A grace period in seconds: 0 to 3600, fractions allowed.

@@ -373,6 +373,9 @@ pub struct Job {
     pub created_by: String,
     /// The host that runs (or ran) it; empty while it is queued.
     pub host: String,
+    /// It runs on a host that has stopped heartbeating: its state is as that host
+    /// last told. Never stored: read from the hosts as the job is.
+    pub host_unreachable: bool,
 }
 
 impl Job {
@@ -394,6 +397,7 @@ impl Job {
             disk_bytes: 0,
             created_by,
             host: String::new(),
+            host_unreachable: false,
         }
     }
 }

@@ -238,6 +238,7 @@ fn manager_config(args: &ServerArgs, state_dir: PathBuf) -> anyhow::Result<Manag
             id: args.host_id(),
             address: args.advertise.clone().unwrap_or_default(),
             pools: args.pools(),
+            lost_after: args.host_lost_after,
         },
     })
 }

@@ -17,8 +17,20 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A host of the fleet: a server on the shared database, reachable by the others.
+/// A host of the fleet: a server on the shared database, reachable by the others,
+/// that counts another host lost after 15 s without a heartbeat.
 async fn host(postgres: &Postgres, id: &str, pools: &[&str], max_running: u32) -> TestServer {
+    host_with(postgres, id, pools, max_running, &[]).await
+}
+
+/// `host`, with more arguments.
+async fn host_with(
+    postgres: &Postgres,
+    id: &str,
+    pools: &[&str],
+    max_running: u32,
+    args: &[&str],
+) -> TestServer {
     let port = free_port();
     let mut options = ServerOptions::default().args([
         "--database-url",
@@ -31,9 +43,14 @@ async fn host(postgres: &Postgres, id: &str, pools: &[&str], max_running: u32) -
         &format!("http://127.0.0.1:{port}"),
         "--max-running",
         &max_running.to_string(),
+        "--host-lost-after",
+        "15s",
     ]);
     for pool in pools {
         options = options.args(["--pool", pool]);
+    }
+    for arg in args {
+        options = options.arg(*arg);
     }
     TestServer::with(options).await
 }
@@ -208,4 +225,192 @@ async fn a_host_killed_mid_job_takes_its_job_back_when_it_starts_again() {
         "{text}"
     );
     assert_eq!(b.log().matches("adopted running job").count(), 1);
+}
+
+#[tokio::test]
+async fn the_jobs_of_a_host_gone_for_good_show_it_then_end_as_lost() {
+    let Some((_postgres, a, mut b, _c)) = fleet().await else {
+        return;
+    };
+    let job = a
+        .start_spec(spec_for(&a, "say working\nsleep 120", "gpu", "b"))
+        .await;
+    a.wait_for_state(&job.id, pb::JobState::Running).await;
+    let started = std::time::Instant::now();
+    b.kill9();
+    let client = a.client().await;
+    let poll = |client: support::Client| {
+        let id = job.id.clone();
+        async move {
+            let mut client = client;
+            let request = pb::PollRequest {
+                job_id: id,
+                ..Default::default()
+            };
+            client.poll(request).await.unwrap().job.unwrap()
+        }
+    };
+    // Three heartbeats missed: the job shows its host cannot be reached.
+    let unreachable = support::eventually(
+        "the job shows its host gone",
+        Duration::from_secs(30),
+        || {
+            let client = client.clone();
+            async move { Some(poll(client).await).filter(|job| job.host_unreachable) }
+        },
+    )
+    .await;
+    assert_eq!(unreachable.state(), pb::JobState::Running);
+    // Its output is on b, which cannot be reached: a clear UNAVAILABLE.
+    let err = transcript_error(&a, &job.id).await;
+    assert!(err.contains("host b"), "{err}");
+    // Past --host-lost-after, it ends as lost.
+    let lost = support::eventually("the job ends as lost", Duration::from_secs(40), || {
+        let client = client.clone();
+        async move { Some(poll(client).await).filter(|job| job.state() == pb::JobState::Failed) }
+    })
+    .await;
+    // 15 s after its last heartbeat, which came at most 5 s before the kill.
+    assert!(started.elapsed() >= Duration::from_secs(10));
+    assert_eq!(lost.failure_reason(), pb::FailureReason::Lost);
+    assert!(
+        lost.error.contains("host b stopped heartbeating"),
+        "{}",
+        lost.error
+    );
+    assert!(!lost.host_unreachable);
+    let hosts = a.client().await.list_hosts().await.unwrap();
+    assert!(hosts.iter().any(|host| host.id == "b" && !host.alive));
+}
+
+/// Why a Poll of the job's output through `server` fails.
+async fn transcript_error(server: &TestServer, id: &str) -> String {
+    let mut client = server.client().await;
+    let err = client
+        .poll(pb::PollRequest {
+            job_id: id.into(),
+            window: Some(pb::poll_request::Window::SinceOffset(0)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let message = support::message(&err);
+    assert_eq!(code(err), tonic::Code::Unavailable);
+    message
+}
+
+#[tokio::test]
+async fn the_fleet_carries_on_through_a_restart_of_postgresql() {
+    let Some((mut postgres, a, _b, _c)) = fleet().await else {
+        return;
+    };
+    let mut jobs = Vec::new();
+    for n in 0..4 {
+        let prompt = format!("say {n} before\nsleep 2\nsay {n} after");
+        jobs.push(a.start_spec(spec_for(&a, &prompt, "gpu", "")).await);
+    }
+    for job in &jobs {
+        a.wait_for_state(&job.id, pb::JobState::Running).await;
+    }
+    postgres.stop();
+    postgres.start_again();
+    // Each ended while the database was away or after, and its end is stored.
+    for (n, job) in jobs.iter().enumerate() {
+        let (done, output) = a.wait_finished(&job.id).await;
+        assert_eq!(done.state(), pb::JobState::Succeeded, "{done:?}");
+        assert!(output.contains(&format!("{n} after\n")), "{output}");
+    }
+    // The hosts listen again: a job started now is taken by a gpu host at once.
+    let after = a
+        .start_spec(spec_for(&a, "say after the restart", "gpu", ""))
+        .await;
+    let (done, _) = a.wait_finished(&after.id).await;
+    assert_eq!(done.state(), pb::JobState::Succeeded);
+    assert!(["b", "c"].contains(&done.host.as_str()), "{}", done.host);
+}
+
+#[tokio::test]
+async fn a_job_one_host_may_not_run_goes_to_another_of_its_pool_or_fails_saying_why() {
+    let Some(postgres) = Postgres::start() else {
+        return;
+    };
+    postgres.create_database("fleet");
+    // x and y take pool default, each only for directories under its own work dir.
+    let x_dir = tempfile::tempdir().unwrap();
+    let y_dir = tempfile::tempdir().unwrap();
+    let allow = |dir: &tempfile::TempDir| dir.path().display().to_string();
+    let (x_allowed, y_allowed) = (allow(&x_dir), allow(&y_dir));
+    let x = host_with(
+        &postgres,
+        "x",
+        &["default"],
+        2,
+        &["--allow-cwd", &x_allowed],
+    )
+    .await;
+    let y = host_with(
+        &postgres,
+        "y",
+        &["default"],
+        1,
+        &["--allow-cwd", &y_allowed],
+    )
+    .await;
+    let in_dir = |dir: &str, prompt: &str| pb::JobSpec {
+        cwd: dir.into(),
+        ..x.spec(prompt)
+    };
+
+    // While y is busy, x takes the job, may not run it there, and hands it back;
+    // once y is free, y runs it.
+    let busy = pb::JobSpec {
+        host: "y".into(),
+        ..in_dir(&y_allowed, "sleep 60")
+    };
+    let busy = x.start_spec(busy).await;
+    x.wait_for_state(&busy.id, pb::JobState::Running).await;
+    let job = x.start_spec(in_dir(&y_allowed, "say on y")).await;
+    support::eventually("x hands the job back", Duration::from_secs(20), || {
+        let handed_back = x.log().contains("handed the job back to the queue");
+        async move { handed_back.then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        x.client()
+            .await
+            .poll(pb::PollRequest {
+                job_id: job.id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .job
+            .unwrap()
+            .state(),
+        pb::JobState::Queued
+    );
+    y.client().await.cancel(&busy.id).await.unwrap();
+    let (done, output) = x.wait_finished(&job.id).await;
+    assert_eq!(done.state(), pb::JobState::Succeeded, "{done:?}");
+    assert_eq!(done.host, "y");
+    assert!(output.contains("on y"), "{output}");
+
+    // Under neither: each refuses it once, and it fails with both reasons.
+    let nowhere = tempfile::tempdir().unwrap();
+    let job = x
+        .start_spec(in_dir(&nowhere.path().display().to_string(), "say never"))
+        .await;
+    let (failed, _) = x.wait_finished(&job.id).await;
+    assert_eq!(failed.state(), pb::JobState::Failed);
+    assert_eq!(failed.failure_reason(), pb::FailureReason::StartFailed);
+    let error = &failed.error;
+    assert!(
+        error.starts_with("no live host of pool default can run this job"),
+        "{error}"
+    );
+    assert!(error.contains("host x cannot run it") && error.contains("host y cannot run it"));
+    assert!(
+        error.contains("outside the directories this host allows"),
+        "{error}"
+    );
 }

@@ -182,6 +182,9 @@ fn summary(job: &pb::Job, out: Output) -> String {
     if !job.error.is_empty() {
         line += &format!("  ({})", job.error);
     }
+    if job.host_unreachable {
+        line += &format!("  (host {} cannot be reached)", job.host);
+    }
     line
 }
 

@@ -93,6 +93,8 @@ export interface Job {
   targetHost: string | null;
   /** The job host that runs (or ran) it; null while it is queued. */
   host: string | null;
+  /** True while that host has stopped heartbeating: the state is as it last told. */
+  hostUnreachable: boolean;
 }
 
 const STATES: Record<PbJobState, JobState | undefined> = {
@@ -225,5 +227,6 @@ export function toJob(job: PbJob | undefined): Job {
     pool: spec?.pool || "default",
     targetHost: orNull(spec?.host ?? ""),
     host: orNull(job.host),
+    hostUnreachable: job.hostUnreachable,
   };
 }

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use super::JobManager;
 use crate::{
     error::{Error, Result},
-    job::{Host, Job, JobSpec, Millis, now_millis},
+    job::{FailureReason, Host, Job, JobSpec, JobState, Millis, Outcome, now_millis},
 };
 
 /// How often a host tells the store it is alive.
@@ -24,6 +24,9 @@ pub struct HostConfig {
     pub address: String,
     /// `--pool`: the pools whose jobs this host takes.
     pub pools: Vec<String>,
+    /// `--host-lost-after`: how long another host may go without a heartbeat
+    /// before the jobs it ran end as lost.
+    pub lost_after: Duration,
 }
 
 /// A host's record, and whether it heartbeats.
@@ -49,16 +52,75 @@ impl JobManager {
         Ok(())
     }
 
-    /// Heartbeats for as long as the server runs.
+    /// Heartbeats, and looks at the other hosts' heartbeats, for as long as the
+    /// server runs.
     pub(super) fn keep_heartbeating(self: Arc<Self>) {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(HEARTBEAT).await;
-                if let Err(err) = self.blocking(|manager| manager.heartbeat()).await {
+                let beat = self
+                    .blocking(|manager| {
+                        manager.heartbeat()?;
+                        manager.look_at_the_fleet()
+                    })
+                    .await;
+                if let Err(err) = beat {
                     tracing::warn!("could not record this host's heartbeat: {err}");
                 }
             }
         });
+    }
+
+    /// Notes when each host was last heard of, and ends the jobs of hosts gone for
+    /// longer than `lost_after` as lost.
+    pub(super) fn look_at_the_fleet(&self) -> Result<()> {
+        let hosts = self.store.hosts()?;
+        *self.heard.lock().unwrap_or_else(|p| p.into_inner()) = hosts
+            .iter()
+            .map(|host| (host.id.clone(), host.heartbeat_at))
+            .collect();
+        let lost_after = self.config.host.lost_after.as_millis() as Millis;
+        let now = now_millis();
+        for host in &hosts {
+            if host.id != self.config.host.id && now - host.heartbeat_at > lost_after {
+                self.end_lost_jobs(host)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the jobs a gone host was running as failed, reason lost (each once,
+    /// whichever host gets there first).
+    fn end_lost_jobs(&self, host: &Host) -> Result<()> {
+        for mut job in self.store.running(Some(&host.id))? {
+            job.state = JobState::Failed;
+            job.finished_at = Some(now_millis());
+            job.outcome = Outcome {
+                failure_reason: Some(FailureReason::Lost),
+                error: format!(
+                    "host {} stopped heartbeating and was not back within {}; what became of \
+                     the job there is unknown",
+                    host.id,
+                    humantime::format_duration(self.config.host.lost_after)
+                ),
+                ..Outcome::default()
+            };
+            if self.store.finish(&job, JobState::Running)? {
+                tracing::warn!(job = %job.id, host = %host.id, "job lost with its host");
+                // Nobody listening is no error.
+                let _ = self.ended.send(job);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `host` (another host) has missed its heartbeats, as of the last look.
+    pub(super) fn is_unreachable(&self, host: &str) -> bool {
+        let heard = self.heard.lock().unwrap_or_else(|p| p.into_inner());
+        let gone_after = (HEARTBEAT * MISSED_HEARTBEATS).as_millis() as Millis;
+        heard
+            .get(host)
+            .is_none_or(|&heartbeat_at| now_millis() - heartbeat_at > gone_after)
     }
 
     /// Every host that shares the store, by id.
@@ -66,7 +128,7 @@ impl JobManager {
         self.blocking(|manager| manager.host_statuses()).await
     }
 
-    fn host_statuses(&self) -> Result<Vec<HostStatus>> {
+    pub(super) fn host_statuses(&self) -> Result<Vec<HostStatus>> {
         let now = now_millis();
         Ok(self
             .store

@@ -97,6 +97,8 @@ pub struct JobManager {
     /// Each job this host has claimed, once it is live: a reader that waited on the
     /// store for it then waits on the live job.
     launched: tokio::sync::broadcast::Sender<JobId>,
+    /// The last heartbeat of each host, as of the last look at the fleet.
+    heard: Mutex<HashMap<String, Millis>>,
 }
 
 /// The jobs this host runs. Queued jobs are the store's alone: any host that
@@ -174,9 +176,11 @@ impl JobManager {
             watcher,
             started_at: now_millis(),
             launched: tokio::sync::broadcast::channel(ENDED_JOBS_BUFFERED).0,
+            heard: Mutex::default(),
         });
         manager.recover()?;
         manager.heartbeat()?;
+        manager.look_at_the_fleet()?;
         manager.dispatch();
         Ok(manager)
     }
@@ -261,9 +265,11 @@ impl JobManager {
                 if let Some(job) = self.finished.get(id) {
                     return Ok(job);
                 }
-                let job = self.store.get(id)?.ok_or(Error::NotFound(id))?;
+                let mut job = self.store.get(id)?.ok_or(Error::NotFound(id))?;
                 if job.state.is_terminal() {
                     self.finished.keep(&job);
+                } else if let Some(host) = self.elsewhere(&job) {
+                    job.host_unreachable = self.is_unreachable(host);
                 }
                 Ok(job)
             }
@@ -349,20 +355,31 @@ impl JobManager {
             // Nobody waiting is no error.
             let _ = self.launched.send(id);
             tracing::info!(job = %id, "job claimed");
-            if let Err(error) = self.launch(&job) {
-                tracing::warn!(job = %id, "could not start the job: {error}");
-                // Not `finish`: that would dispatch again, from inside this loop.
-                self.settle(
-                    id,
-                    JobState::Failed,
-                    Outcome {
-                        failure_reason: Some(FailureReason::StartFailed),
-                        error,
-                        ..Outcome::default()
-                    },
-                    None,
-                );
-            }
+            let error = match self.launch(&job) {
+                Ok(()) => continue,
+                // Another host of its pool may run it: theirs, then.
+                Err(Launch::Refused(reason)) if job.spec.host.is_empty() => {
+                    match self.hand_back(job, &reason) {
+                        Ok(()) => continue,
+                        Err(err) => {
+                            format!("{reason} (and it could not go back to the queue: {err})")
+                        }
+                    }
+                }
+                Err(Launch::Refused(error) | Launch::Failed(error)) => error,
+            };
+            tracing::warn!(job = %id, "could not start the job: {error}");
+            // Not `finish`: that would dispatch again, from inside this loop.
+            self.settle(
+                id,
+                JobState::Failed,
+                Outcome {
+                    failure_reason: Some(FailureReason::StartFailed),
+                    error,
+                    ..Outcome::default()
+                },
+                None,
+            );
         }
     }
 
@@ -374,13 +391,62 @@ impl JobManager {
         });
     }
 
+    /// Puts a job this host claimed but cannot run back in the queue for the other
+    /// hosts of its pool; when every live one has refused it, it fails, with each
+    /// host's reason.
+    fn hand_back(self: &Arc<Self>, mut job: Job, reason: &str) -> Result<()> {
+        let id = job.id;
+        let earlier = std::mem::take(&mut job.outcome.error);
+        job.outcome.error = match earlier.as_str() {
+            "" => reason.to_string(),
+            earlier => format!("{earlier}; {reason}"),
+        };
+        let refused = self
+            .store
+            .hand_back(&job, &self.config.host.id)?
+            .ok_or_else(|| Error::Unavailable(format!("job {id} no longer runs here")))?;
+        {
+            let mut live = self.live();
+            if live.jobs.remove(&id).is_some() {
+                live.running -= 1;
+            }
+        }
+        self.watcher.remove(id);
+        tracing::info!(job = %id, "handed the job back to the queue: {reason}");
+        let takers = self.host_statuses()?.into_iter().filter(|status| {
+            status.alive
+                && status.host.pools.contains(&job.spec.pool)
+                && !refused.contains(&status.host.id)
+        });
+        if takers.count() == 0 {
+            job.state = JobState::Failed;
+            job.host = String::new();
+            job.started_at = None;
+            job.finished_at = Some(now_millis());
+            job.outcome = Outcome {
+                failure_reason: Some(FailureReason::StartFailed),
+                error: format!(
+                    "no live host of pool {} can run this job: {}",
+                    job.spec.pool, job.outcome.error
+                ),
+                ..Outcome::default()
+            };
+            if self.store.finish(&job, JobState::Queued)? {
+                tracing::warn!(job = %id, "{}", job.outcome.error);
+                // Nobody listening is no error.
+                let _ = self.ended.send(job);
+            }
+        }
+        Ok(())
+    }
+
     /// Starts the runner of a job this host has just claimed, once the host's
     /// policy allows it here; else says why not.
-    fn launch(self: &Arc<Self>, job: &Job) -> std::result::Result<(), String> {
+    fn launch(self: &Arc<Self>, job: &Job) -> std::result::Result<(), Launch> {
         let id = job.id;
-        let spec = self
-            .check_policy(job.spec.clone())
-            .map_err(|err| format!("host {} cannot run this job: {err}", self.config.host.id))?;
+        let spec = self.check_policy(job.spec.clone()).map_err(|err| {
+            Launch::Refused(format!("host {} cannot run it: {err}", self.config.host.id))
+        })?;
         let dir = self.job_dir(id);
         let spawned = std::fs::create_dir_all(dir.path())
             // Watch before the runner writes anything, so no change goes unnoticed.
@@ -390,7 +456,9 @@ impl JobManager {
                 Runner::spawn(&self.config.runner, &dir, &spec, timeout)
             });
         let runner =
-            Arc::new(spawned.map_err(|err| format!("could not start the job's runner: {err}"))?);
+            Arc::new(spawned.map_err(|err| {
+                Launch::Failed(format!("could not start the job's runner: {err}"))
+            })?);
         // Lets a restarted server adopt the runner even before its first record.
         if let Err(err) = self.store.set_runner(id, runner.identity()) {
             tracing::warn!(job = %id, "could not store the runner's identity: {err}");
@@ -590,6 +658,14 @@ impl JobManager {
         self.blocking(|manager| Ok(manager.store.count_by_state()?))
             .await
     }
+}
+
+/// Why a claimed job did not start.
+enum Launch {
+    /// This host's policy forbids it here (its cwd, its sandbox).
+    Refused(String),
+    /// It could not be started.
+    Failed(String),
 }
 
 /// Wakes a reader of a job when the job or its output may have changed.

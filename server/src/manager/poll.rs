@@ -116,10 +116,13 @@ impl JobManager {
     ) -> Result<PollResult> {
         // The state is read before the log: a finished job's log is complete.
         let job = self.job(id)?;
-        // Its output is where it runs (the caller asks there); its record, once it
-        // has ended, is here too.
+        // Its output is where it runs (the caller asks there). Its record is here
+        // too: enough for a call that wants no output once the job has ended, or
+        // while its host cannot be reached.
+        let record_will_do =
+            request == WindowRequest::Nothing && (job.state.is_terminal() || job.host_unreachable);
         if let Some(host) = self.elsewhere(&job)
-            && !(job.state.is_terminal() && request == WindowRequest::Nothing)
+            && !record_will_do
         {
             return Err(Error::RunsElsewhere {
                 id,

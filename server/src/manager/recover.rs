@@ -11,13 +11,20 @@ impl JobManager {
     /// Adopts the running jobs of this host whose runner is alive, and finishes the
     /// others from their exit record (or as lost). Queued jobs wait in the store.
     pub(super) fn recover(self: &Arc<Self>) -> Result<()> {
-        // A store of its own holds this host's jobs only, whatever its id was.
-        let host = Some(self.config.host.id.as_str()).filter(|_| self.store.is_shared());
+        // A store of its own holds this host's jobs only, whatever its id was; a
+        // shared one, those of this id and those from before hosts had ids.
+        let jobs = if self.store.is_shared() {
+            let mut jobs = self.store.running(Some(&self.config.host.id))?;
+            jobs.extend(self.store.running(Some(""))?);
+            jobs
+        } else {
+            self.store.running(None)?
+        };
         let mut running = Vec::new();
         {
             // All of them are live before any finishes, so the run slots add up.
             let mut live = self.live();
-            for job in self.store.running(host)? {
+            for job in jobs {
                 running.push(job.id);
                 live.running += 1;
                 live.jobs.insert(job.id, LiveJob::new(job));

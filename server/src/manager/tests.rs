@@ -108,6 +108,7 @@ impl LeftState {
                 id: HOST.into(),
                 address: String::new(),
                 pools: vec![DEFAULT_POOL.into()],
+                lost_after: Duration::from_secs(600),
             },
         })
         .await

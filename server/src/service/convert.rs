@@ -441,6 +441,7 @@ impl From<Job> for pb::Job {
             created_by: job.created_by,
             output_note: job.outcome.output_note,
             host: job.host,
+            host_unreachable: job.host_unreachable,
         }
     }
 }

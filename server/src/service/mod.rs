@@ -146,7 +146,23 @@ impl CodexJobs for JobService {
         let wait = convert::wait(request.wait)?;
         let result = match self.manager.poll(id, window, stream, max_bytes, wait).await {
             Err(Error::RunsElsewhere { host, .. }) => {
-                return Ok(Response::new(self.fleet.poll(&host, forward).await?));
+                let no_output = forward.window.is_none();
+                return match self.fleet.poll(&host, forward).await {
+                    // Its record is here: enough for a call that wants no output.
+                    Err(status) if status.code() == tonic::Code::Unavailable && no_output => {
+                        let mut job = self.manager.get(id).await?;
+                        job.host_unreachable = true;
+                        let size = job.output_size;
+                        Ok(Response::new(pb::PollResponse {
+                            job: Some(job.into()),
+                            start_offset: size,
+                            next_offset: size,
+                            size,
+                            ..Default::default()
+                        }))
+                    }
+                    answer => Ok(Response::new(answer?)),
+                };
             }
             result => result?,
         };

@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS job_labels (
     "ALTER TABLE jobs ADD COLUMN pool TEXT NOT NULL DEFAULT 'default';
      ALTER TABLE jobs ADD COLUMN target_host TEXT NOT NULL DEFAULT '';
      ALTER TABLE jobs ADD COLUMN host TEXT NOT NULL DEFAULT '';
+     ALTER TABLE jobs ADD COLUMN refused_by TEXT NOT NULL DEFAULT ''; -- ' a b ': hosts that cannot run it
      CREATE INDEX jobs_queue ON jobs (pool, id) WHERE state = 'queued';
      CREATE TABLE hosts (
          id           TEXT PRIMARY KEY,
@@ -124,6 +125,7 @@ CREATE TABLE job_labels (
     "ALTER TABLE jobs ADD COLUMN pool TEXT NOT NULL DEFAULT 'default';
      ALTER TABLE jobs ADD COLUMN target_host TEXT NOT NULL DEFAULT '';
      ALTER TABLE jobs ADD COLUMN host TEXT NOT NULL DEFAULT '';
+     ALTER TABLE jobs ADD COLUMN refused_by TEXT NOT NULL DEFAULT ''; -- ' a b ': hosts that cannot run it
      CREATE INDEX jobs_queue ON jobs (pool, id) WHERE state = 'queued';
      CREATE TABLE hosts (
          id           TEXT COLLATE \"C\" PRIMARY KEY,

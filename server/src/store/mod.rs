@@ -128,6 +128,10 @@ trait Backend: Send + Sync {
     /// Takes the oldest queued job `host` may run, as running there.
     fn claim(&self, host: &str, pools: &[String], started_at: Millis)
     -> Result<Option<(Job, u64)>>;
+    /// Puts a job `host` claimed but cannot run back in the queue, for the other
+    /// hosts, with `job.outcome.error` saying why; returns the hosts that have
+    /// refused it so far. `None` if it is not `host`'s running job.
+    fn hand_back(&self, job: &Job, host: &str) -> Result<Option<(u64, Vec<String>)>>;
     /// Stores a job's end, if it is still `was`.
     fn finish(&self, job: &Job, was: JobState) -> Result<Option<u64>>;
     fn find_request(&self, request_id: &str, since: Millis) -> Result<Option<Job>>;
@@ -135,8 +139,7 @@ trait Backend: Send + Sync {
     fn runner(&self, id: JobId) -> Result<Option<ProcessIdentity>>;
     fn get(&self, id: JobId) -> Result<Option<Job>>;
     fn get_versioned(&self, id: JobId) -> Result<Option<(Job, u64)>>;
-    /// Running jobs, oldest first: those of `host` (and of no host: from before
-    /// hosts had ids), or all.
+    /// Running jobs, oldest first: those of `host`, or all.
     fn running(&self, host: Option<&str>) -> Result<Vec<Job>>;
     fn changed_since(&self, query: &query::Query) -> Result<(Vec<(Job, u64)>, u64)>;
     fn list(&self, query: &query::Query) -> Result<Vec<Job>>;
@@ -253,6 +256,25 @@ impl Store {
         })
     }
 
+    /// Puts a job this host claimed but cannot run back in the queue, where only
+    /// other hosts may take it, with `job.outcome.error` saying why; returns every
+    /// host that has refused it so far (`None` if the job is not running on `host`).
+    pub fn hand_back(&self, job: &Job, host: &str) -> Result<Option<Vec<String>>> {
+        self.change(|| {
+            Ok(match self.backend.hand_back(job, host)? {
+                Some((version, refused)) => {
+                    let change = Change {
+                        version,
+                        id: job.id,
+                        state: JobState::Queued,
+                    };
+                    (Some(refused), Some(change))
+                }
+                None => (None, None),
+            })
+        })
+    }
+
     /// Records a job's terminal state and everything its run produced, if the job
     /// is still `was` (a queued job another host took meanwhile is not ended here);
     /// false if it was not.
@@ -297,8 +319,8 @@ impl Store {
         self.backend.get(id)
     }
 
-    /// Running jobs, oldest first: those of `host`, or all. What a restarted
-    /// server takes over.
+    /// Running jobs, oldest first: those of `host` (empty: from before hosts had
+    /// ids), or all. What a restarted server takes over.
     pub fn running(&self, host: Option<&str>) -> Result<Vec<Job>> {
         self.backend.running(host)
     }
@@ -471,6 +493,7 @@ impl JobRow {
             disk_bytes: self.disk_bytes as u64,
             created_by: self.created_by,
             host: self.host,
+            host_unreachable: false,
         })
     }
 }
@@ -483,6 +506,11 @@ fn labels_text(job: &Job) -> String {
 fn usage_text(job: &Job) -> Option<String> {
     job.usage
         .map(|usage| serde_json::to_string(&usage).expect("usage serializes"))
+}
+
+/// The host ids of a `refused_by` column (` a b `).
+fn hosts_in(refused_by: &str) -> Vec<String> {
+    refused_by.split_whitespace().map(String::from).collect()
 }
 
 fn pools_text(host: &Host) -> String {

@@ -457,6 +457,30 @@ impl Backend for Postgres {
         })
     }
 
+    fn hand_back(&self, job: &Job, host: &str) -> Result<Option<(u64, Vec<String>)>> {
+        self.run(async |client| {
+            let tx = client.transaction().await?;
+            let version = next_version(&tx).await?;
+            let statement = tx
+                .prepare_cached(
+                    "UPDATE jobs SET state = 'queued', host = '', started_at = NULL, \
+                     version = $3, error = $4, \
+                     refused_by = CASE refused_by WHEN '' THEN ' ' ELSE refused_by END || $2 || ' ' \
+                     WHERE id = $1 AND state = 'running' AND host = $2 RETURNING refused_by",
+                )
+                .await?;
+            let args: [&(dyn ToSql + Sync); 4] =
+                [&job.id.to_string(), &host, &version, &job.outcome.error];
+            let Some(row) = tx.query_opt(&statement, &args).await? else {
+                return Ok(None);
+            };
+            let refused: String = row.get(0);
+            notify(&tx, version, job.id, JobState::Queued).await?;
+            tx.commit().await?;
+            Ok(Some((version as u64, super::hosts_in(&refused))))
+        })
+    }
+
     fn finish(&self, job: &Job, was: JobState) -> Result<Option<u64>> {
         let outcome = &job.outcome;
         self.change_state(async |tx, version| {
@@ -551,7 +575,7 @@ impl Backend for Postgres {
     fn running(&self, host: Option<&str>) -> Result<Vec<Job>> {
         let sql = format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'running' \
-             AND ($1::TEXT IS NULL OR host IN ($1, '')) ORDER BY id"
+             AND ($1::TEXT IS NULL OR host = $1) ORDER BY id"
         );
         self.jobs(&sql, &[&host])
     }
@@ -701,14 +725,16 @@ impl Backend for Postgres {
 
 /// Whether a host serving pools `$1`, with id `$2`, has a queued job to take.
 const CLAIMABLE: &str = "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued' \
-    AND pool = ANY($1) AND target_host IN ('', $2))";
+    AND pool = ANY($1) AND target_host IN ('', $2) \
+    AND position(' ' || $2 || ' ' in refused_by) = 0)";
 
 /// Takes the oldest such job, skipping those another host is taking at this moment.
 static CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "UPDATE jobs SET state = 'running', host = $2, started_at = $3, version = $4 \
          WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND pool = ANY($1) \
-             AND target_host IN ('', $2) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             AND target_host IN ('', $2) AND position(' ' || $2 || ' ' in refused_by) = 0 \
+             ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
          RETURNING {JOB_COLUMNS}"
     )
 });

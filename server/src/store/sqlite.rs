@@ -203,7 +203,8 @@ impl Backend for Sqlite {
                     "UPDATE jobs SET state = 'running', started_at = ?3, host = ?1, version = ?4 \
                      WHERE id = (SELECT id FROM jobs WHERE state = 'queued' \
                          AND pool IN (SELECT value FROM json_each(?2)) \
-                         AND target_host IN ('', ?1) ORDER BY id LIMIT 1) \
+                         AND target_host IN ('', ?1) \
+                         AND instr(refused_by, ' ' || ?1 || ' ') = 0 ORDER BY id LIMIT 1) \
                      RETURNING {JOB_COLUMNS}"
                 ),
                 params![host, pools, started_at, version as i64],
@@ -216,6 +217,27 @@ impl Backend for Sqlite {
         };
         tx.commit()?;
         Ok(Some((row.into_job()?, version)))
+    }
+
+    fn hand_back(&self, job: &Job, host: &str) -> Result<Option<(u64, Vec<String>)>> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let version = next_version(&tx)?;
+        let refused: Option<String> = tx
+            .query_row(
+                "UPDATE jobs SET state = 'queued', host = '', started_at = NULL, version = ?3, \
+                 error = ?4, refused_by = CASE refused_by WHEN '' THEN ' ' ELSE refused_by END \
+                     || ?2 || ' ' \
+                 WHERE id = ?1 AND state = 'running' AND host = ?2 RETURNING refused_by",
+                params![job.id.to_string(), host, version as i64, job.outcome.error],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(refused) = refused else {
+            return Ok(None);
+        };
+        tx.commit()?;
+        Ok(Some((version, super::hosts_in(&refused))))
     }
 
     fn finish(&self, job: &Job, was: JobState) -> Result<Option<u64>> {
@@ -311,7 +333,7 @@ impl Backend for Sqlite {
         let db = self.db();
         let mut query = db.prepare(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'running' \
-             AND (?1 IS NULL OR host IN (?1, '')) ORDER BY id"
+             AND (?1 IS NULL OR host = ?1) ORDER BY id"
         ))?;
         let rows = query
             .query_map([host], job_row)?

@@ -92,7 +92,7 @@ function jobDetails(job: Job): Node[] {
       ),
     ]);
   }
-  if (job.host) rows.push(["Host", job.host]);
+  if (job.host) rows.push(["Host", job.hostUnreachable ? `${job.host} (cannot be reached)` : job.host]);
   if (job.pool !== "default" || job.targetHost) {
     rows.push(["Pool", job.targetHost ? `${job.pool}, host ${job.targetHost}` : job.pool]);
   }

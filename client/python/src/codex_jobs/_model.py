@@ -102,6 +102,8 @@ class Job:
     target_host: Optional[str]
     #: The host that runs (or ran) it; None while it is queued.
     host: Optional[str]
+    #: True while that host has stopped heartbeating: the state is as it last told.
+    host_unreachable: bool
 
     @property
     def done(self) -> bool:
@@ -223,6 +225,7 @@ def job_from_pb(message: pb.Job) -> Job:
         pool=spec.pool or "default",
         target_host=spec.host or None,
         host=message.host or None,
+        host_unreachable=message.host_unreachable,
     )
 
 
