@@ -1200,7 +1200,7 @@ async fn bench_fleet(scale: &Scale, table: &mut Table) {
     table.add(
         "Start throughput on PostgreSQL, 8 clients: one host / three hosts (one machine)",
         format!("{:.0} / {:.0} Starts/s", rates[0], rates[1]),
-        "three hosts >= one",
+        "three ≈ one (the same cores)",
     );
 
     // A job that ran on host-1, read through host-1 and through host-0.

@@ -75,10 +75,7 @@ impl JobManager {
     /// longer than `lost_after` as lost.
     pub(super) fn look_at_the_fleet(&self) -> Result<()> {
         let hosts = self.store.hosts()?;
-        *self.heard.lock().unwrap_or_else(|p| p.into_inner()) = hosts
-            .iter()
-            .map(|host| (host.id.clone(), host.heartbeat_at))
-            .collect();
+        *self.known_hosts() = hosts.clone();
         let lost_after = self.config.host.lost_after.as_millis() as Millis;
         let now = now_millis();
         for host in &hosts {
@@ -116,11 +113,16 @@ impl JobManager {
 
     /// Whether `host` (another host) has missed its heartbeats, as of the last look.
     pub(super) fn is_unreachable(&self, host: &str) -> bool {
-        let heard = self.heard.lock().unwrap_or_else(|p| p.into_inner());
-        let gone_after = (HEARTBEAT * MISSED_HEARTBEATS).as_millis() as Millis;
-        heard
-            .get(host)
-            .is_none_or(|&heartbeat_at| now_millis() - heartbeat_at > gone_after)
+        let now = now_millis();
+        let known = self.known_hosts();
+        let known = known.iter().find(|known| known.id == host);
+        known.is_none_or(|known| !self.is_alive(known, now))
+    }
+
+    fn known_hosts(&self) -> std::sync::MutexGuard<'_, Vec<Host>> {
+        self.known_hosts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Every host that shares the store, by id.
@@ -162,12 +164,28 @@ impl JobManager {
                 Err(self.no_host_for(spec, &[]))
             };
         }
-        let hosts = self.host_statuses()?;
-        let mut takers = hosts.iter().filter(|status| {
+        // The hosts as of the last heartbeat when they show several takers; else
+        // as they are now (a host may have joined since).
+        let now = now_millis();
+        let known: Vec<HostStatus> = self
+            .known_hosts()
+            .iter()
+            .map(|host| HostStatus {
+                alive: self.is_alive(host, now),
+                host: host.clone(),
+            })
+            .collect();
+        let may_take = |status: &HostStatus| {
             status.alive
                 && status.host.pools.contains(&spec.pool)
                 && (spec.host.is_empty() || spec.host == status.host.id)
-        });
+        };
+        let hosts = if known.iter().filter(|status| may_take(status)).count() > 1 {
+            known
+        } else {
+            self.host_statuses()?
+        };
+        let mut takers = hosts.iter().filter(|status| may_take(status));
         match (takers.next(), takers.next()) {
             (None, _) => Err(self.no_host_for(spec, &hosts)),
             (Some(only), None) => Ok(only.host.id == self.config.host.id),

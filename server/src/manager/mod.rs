@@ -39,7 +39,7 @@ pub use watch::WatchEvent;
 use crate::{
     error::{Error, Result},
     job::{
-        FailureReason, Job, JobId, JobState, ListFilter, Millis, Outcome, OutputStream, Page,
+        FailureReason, Host, Job, JobId, JobState, ListFilter, Millis, Outcome, OutputStream, Page,
         Sandbox, TokenUsage, now_millis,
     },
     runner::{RunEnd, Runner, RunnerConfig, record::ExitRecord, record::JobDir},
@@ -97,8 +97,8 @@ pub struct JobManager {
     /// Each job this host has claimed, once it is live: a reader that waited on the
     /// store for it then waits on the live job.
     launched: tokio::sync::broadcast::Sender<JobId>,
-    /// The last heartbeat of each host, as of the last look at the fleet.
-    heard: Mutex<HashMap<String, Millis>>,
+    /// The hosts' records as of the last look at the fleet (every heartbeat).
+    known_hosts: Mutex<Vec<Host>>,
 }
 
 /// The jobs this host runs. Queued jobs are the store's alone: any host that
@@ -176,7 +176,7 @@ impl JobManager {
             watcher,
             started_at: now_millis(),
             launched: tokio::sync::broadcast::channel(ENDED_JOBS_BUFFERED).0,
-            heard: Mutex::default(),
+            known_hosts: Mutex::default(),
         });
         manager.recover()?;
         manager.heartbeat()?;
