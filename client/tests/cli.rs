@@ -3,7 +3,7 @@
 use codex_jobs_test_support as support;
 
 use serde_json::Value;
-use support::{TestServer, pb};
+use support::{ServerOptions, TestServer, pb};
 
 fn json(output: &std::process::Output) -> Value {
     assert!(
@@ -398,4 +398,42 @@ async fn states_are_coloured_on_a_terminal_only_and_never_with_no_color() {
         assert!(!plain.contains('\x1b'), "{plain:?}");
         assert!(plain.contains("succeeded") && plain.contains("failed"));
     }
+}
+
+#[tokio::test]
+async fn hosts_lists_the_server_itself_and_start_names_a_pool_it_serves() {
+    let server = TestServer::with(ServerOptions::default().args([
+        "--host-id",
+        "build-1",
+        "--pool",
+        "default",
+        "--pool",
+        "gpu",
+    ]))
+    .await;
+    let hosts = json(&server.cli(&["hosts", "--json"]));
+    assert_eq!(hosts[0]["id"], "build-1");
+    assert_eq!(hosts[0]["pools"], serde_json::json!(["default", "gpu"]));
+    assert_eq!(hosts[0]["alive"], true);
+    let table = stdout(&server.cli(&["hosts"]));
+    assert!(table.starts_with("HOST"), "{table}");
+    assert!(
+        table.contains("build-1") && table.contains("default,gpu"),
+        "{table}"
+    );
+
+    let started = json(&server.cli(&["start", "--json", "--pool", "gpu", "say on a gpu"]));
+    let id = started["job_id"].as_str().unwrap();
+    let done = json(&server.cli(&["wait", "--json", id]));
+    assert_eq!(done["state"], "succeeded");
+    assert_eq!(
+        (done["pool"].as_str(), done["host"].as_str()),
+        (Some("gpu"), Some("build-1"))
+    );
+    // A pool this host does not serve: refused, and the hosts named.
+    let refused = server.cli(&["start", "--pool", "tpu", "say never"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("no live host serves pool tpu"), "{stderr}");
+    assert!(stderr.contains("build-1 (pools default, gpu)"), "{stderr}");
 }

@@ -325,14 +325,9 @@ async fn bench_start(server: &TestServer, scale: &Scale, table: &mut Table) {
     );
 }
 
-/// Follow: how soon a line Codex prints reaches a follower, and how fast a follower
-/// catches up on a big log.
-async fn bench_follow(server: &TestServer, scale: &Scale, table: &mut Table) {
-    let job = server
-        .start_job(&format!("ticks {} 0.01", scale.ticks))
-        .await;
-    let mut client = server.client().await;
-    let mut stream = server.follow(&job.id).await;
+/// For each line of a `ticks` job (the wall-clock time it was printed, in ns), how
+/// long it took to reach this follower.
+async fn tick_latencies(mut stream: tonic::Streaming<pb::FollowResponse>) -> Vec<Duration> {
     let mut samples = Vec::new();
     while let Some(message) = stream.message().await.expect("stream") {
         if let Some(pb::follow_response::Event::Output(chunk)) = message.event {
@@ -346,6 +341,17 @@ async fn bench_follow(server: &TestServer, scale: &Scale, table: &mut Table) {
             }
         }
     }
+    samples
+}
+
+/// Follow: how soon a line Codex prints reaches a follower, and how fast a follower
+/// catches up on a big log.
+async fn bench_follow(server: &TestServer, scale: &Scale, table: &mut Table) {
+    let job = server
+        .start_job(&format!("ticks {} 0.01", scale.ticks))
+        .await;
+    let mut client = server.client().await;
+    let samples = tick_latencies(server.follow(&job.id).await).await;
     table.add(
         "Follow: a line printed by codex until a follower has it",
         show_p50_p99(samples),
@@ -1144,11 +1150,7 @@ async fn fleet_hosts(
     postgres.create_database(database);
     let mut hosts = Vec::new();
     for n in 0..count {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = support::free_port();
         let options = ServerOptions::default().args([
             "--database-url",
             &postgres.url(database),
@@ -1231,23 +1233,8 @@ async fn bench_fleet(scale: &Scale, table: &mut Table) {
         .await;
     let mut followers = Vec::new();
     for host in [owner, other] {
-        let mut stream = host.follow(&ticking.id).await;
-        followers.push(tokio::spawn(async move {
-            let mut samples = Vec::new();
-            while let Some(message) = stream.message().await.expect("stream") {
-                if let Some(pb::follow_response::Event::Output(chunk)) = message.event {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap();
-                    for line in String::from_utf8_lossy(&chunk.data).lines() {
-                        if let Ok(printed) = line.parse::<u64>() {
-                            samples.push(now.saturating_sub(Duration::from_nanos(printed)));
-                        }
-                    }
-                }
-            }
-            samples
-        }));
+        let stream = host.follow(&ticking.id).await;
+        followers.push(tokio::spawn(tick_latencies(stream)));
     }
     let through_owner = followers.remove(0).await.unwrap();
     let through_other = followers.remove(0).await.unwrap();

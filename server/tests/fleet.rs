@@ -9,13 +9,7 @@ use std::time::Duration;
 use support::{ServerOptions, TestServer, code, pb, postgres::Postgres};
 use tokio_stream::StreamExt;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+const TOKEN: &str = "fleet-s3cret";
 
 /// A host of the fleet: a server on the shared database, reachable by the others,
 /// that counts another host lost after 15 s without a heartbeat.
@@ -31,7 +25,7 @@ async fn host_with(
     max_running: u32,
     args: &[&str],
 ) -> TestServer {
-    let port = free_port();
+    let port = support::free_port();
     let mut options = ServerOptions::default().args([
         "--database-url",
         &postgres.url("fleet"),
@@ -52,6 +46,8 @@ async fn host_with(
     for arg in args {
         options = options.arg(*arg);
     }
+    // Every host wants a token, the same one the hosts present to each other.
+    let options = options.token(TOKEN).env("CODEX_JOBS_FLEET_TOKEN", TOKEN);
     TestServer::with(options).await
 }
 

@@ -65,11 +65,7 @@ fn value(samples: &[Value], name: &str, labels: &[(&str, &str)]) -> f64 {
 
 #[tokio::test]
 async fn metrics_count_jobs_queue_durations_output_and_rpcs() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let server = TestServer::with(ServerOptions::default().args([
         "--max-running",
         "1",

@@ -610,11 +610,7 @@ async fn browsers_reach_the_service_over_grpc_web_with_the_same_token() {
     let Some(script) = grpc_web_client() else {
         return;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let server = TestServer::with(
         ServerOptions::default()
             .token("web-s3cret")

@@ -15,17 +15,9 @@ use support::{ServerOptions, TestServer, pb};
 
 const TOKEN: &str = "web-view-s3cret";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A server that requires a token, with the web view on a port of its own.
 async fn server_with_web() -> (TestServer, u16) {
-    let port = free_port();
+    let port = support::free_port();
     let server = TestServer::with(
         ServerOptions::default()
             .token(TOKEN)

@@ -116,6 +116,15 @@ pub fn npm_packages(dir: &str, marker: &str, packages: &[&str]) -> Option<PathBu
     outside_tool(dir, marker, &install)
 }
 
+/// A loopback TCP port that is free now, for a server that must be told its port
+/// before it starts (an address to advertise, a second listener).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
 /// The distribution's Chromium, for the web view's test (`apt-get install
 /// chromium`). `None` if it is not installed: then the caller skips, except in CI,
 /// where it fails.

@@ -13,31 +13,7 @@
  *
  * @module
  */
-export { JobsClient } from "./client.js";
+export * from "./web.js";
 export { Client } from "./node.js";
-export type {
-  FollowEvent,
-  FollowOptions,
-  ListOptions,
-  Page,
-  PollOptions,
-  PollResult,
-  StartOptions,
-  WaitAnyOptions,
-  WaitOptions,
-  WatchEvent,
-  WatchOptions,
-} from "./client.js";
-export { JobsError } from "./errors.js";
-export type { StatusCode } from "./errors.js";
-export type {
-  FailureReason,
-  Job,
-  JobState,
-  OutputStream,
-  ReasoningEffort,
-  Sandbox,
-  TokenUsage,
-} from "./job.js";
 export { defaultEndpoint } from "./transport.js";
 export type { ClientOptions } from "./transport.js";
