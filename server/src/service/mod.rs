@@ -190,7 +190,7 @@ impl CodexJobs for JobService {
             Err(err) => Err(Status::from(err)),
         };
         let outcome = match &cancelled {
-            Ok(job) => job.state().as_str_name().to_string(),
+            Ok(job) => codex_jobs_client::names::state_name(job.state()).to_string(),
             Err(status) => status.message().to_string(),
         };
         audit("cancel", &caller, &id.to_string(), &outcome);
