@@ -20,8 +20,14 @@ impl JobManager {
                 (entry.runner.clone(), entry.changed.subscribe())
             });
             if let Some((runner, changed)) = live {
-                return self.cancel_running(id, runner, changed).await;
+                match self.cancel_running(id, runner, changed).await? {
+                    Some(job) => return Ok(job),
+                    // It left this host without ending (handed back): look again.
+                    None => continue,
+                }
             }
+            // Before the read, so that no change after it goes unnoticed.
+            let mut waiter = self.subscribe(id);
             let job = self.get(id).await?;
             if let Some(host) = self.elsewhere(&job) {
                 return Err(Error::RunsElsewhere {
@@ -29,11 +35,13 @@ impl JobManager {
                     host: host.to_string(),
                 });
             }
-            if job.state != JobState::Queued {
-                // Finished, or taken by this host since it was read: look again.
-                if job.state.is_terminal() {
-                    return Ok(job);
-                }
+            if job.state.is_terminal() {
+                return Ok(job);
+            }
+            if job.state == JobState::Running {
+                // Taken by this host just now (or a run nobody watches yet): it
+                // becomes live, or its record changes.
+                waiter.changed().await;
                 continue;
             }
             let mut cancelled = job;
@@ -62,24 +70,26 @@ impl JobManager {
 
     /// Has the runner end Codex's whole process group (SIGTERM, then SIGKILL after
     /// the grace period), which records the job as cancelled; before the runner
-    /// exists, `launch` signals it instead. Returns the job once it has ended.
+    /// exists, `launch` signals it instead. Returns the job once it has ended, or
+    /// `None` if it left this host without ending (handed back to the queue).
     async fn cancel_running(
         self: &Arc<Self>,
         id: JobId,
         runner: Option<Arc<crate::runner::Runner>>,
         mut changed: tokio::sync::watch::Receiver<u64>,
-    ) -> Result<Job> {
+    ) -> Result<Option<Job>> {
         if let Some(runner) = runner {
             runner.cancel();
         }
         loop {
             let job = self.get(id).await?;
             if job.state.is_terminal() {
-                return Ok(job);
+                return Ok(Some(job));
             }
             if changed.changed().await.is_err() {
-                // The job left the live set: it is finished.
-                return self.get(id).await;
+                // The job left the live set: finished, or handed back.
+                let job = self.get(id).await?;
+                return Ok(job.state.is_terminal().then_some(job));
             }
         }
     }

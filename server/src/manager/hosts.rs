@@ -76,6 +76,10 @@ impl JobManager {
     pub(super) fn look_at_the_fleet(&self) -> Result<()> {
         let hosts = self.store.hosts()?;
         *self.known_hosts() = hosts.clone();
+        if !self.store.is_shared() {
+            // Its jobs are this server's, whatever host id it had before.
+            return Ok(());
+        }
         let lost_after = self.config.host.lost_after.as_millis() as Millis;
         let now = now_millis();
         for host in &hosts {
@@ -219,9 +223,12 @@ impl JobManager {
         Error::FailedPrecondition(format!("{wanted}: the hosts are {known}"))
     }
 
-    /// The host that runs (or ran) `job`, when it is not this one.
+    /// The host that runs (or ran) `job`, when it is not this one. A store of this
+    /// server's own holds only jobs it ran, whatever its host id was then.
     pub(super) fn elsewhere<'a>(&self, job: &'a Job) -> Option<&'a str> {
-        Some(job.host.as_str()).filter(|host| !host.is_empty() && *host != self.config.host.id)
+        Some(job.host.as_str()).filter(|host| {
+            self.store.is_shared() && !host.is_empty() && *host != self.config.host.id
+        })
     }
 
     /// This host's id.

@@ -148,8 +148,10 @@ impl JobManager {
         manager.clone().watch_dirs(events);
         manager.clone().keep_heartbeating();
         if manager.store.is_shared() {
+            // Listening before the first look at the queue: no new job goes unheard.
             manager.clone().take_new_jobs();
         }
+        manager.blocking(|manager| manager.dispatch()).await;
         if let Some(retain) = manager.config.retain_finished {
             manager.clone().keep_pruning(retain);
         }
@@ -181,7 +183,6 @@ impl JobManager {
         manager.recover()?;
         manager.heartbeat()?;
         manager.look_at_the_fleet()?;
-        manager.dispatch();
         Ok(manager)
     }
 

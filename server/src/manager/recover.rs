@@ -15,7 +15,14 @@ impl JobManager {
         // shared one, those of this id and those from before hosts had ids.
         let jobs = if self.store.is_shared() {
             let mut jobs = self.store.running(Some(&self.config.host.id))?;
-            jobs.extend(self.store.running(Some(""))?);
+            // Those from before, of the one server that then had this database:
+            // the one with their directories.
+            let legacy = self.store.running(Some(""))?;
+            jobs.extend(
+                legacy
+                    .into_iter()
+                    .filter(|job| self.job_dir(job.id).path().exists()),
+            );
             jobs
         } else {
             self.store.running(None)?

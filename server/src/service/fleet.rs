@@ -30,14 +30,14 @@ impl Fleet {
     /// A client of host `host`'s service.
     async fn client(&self, host: &str) -> Result<Client, Status> {
         let address = self.manager.host_address(host).await?;
-        let mut clients = self.clients.lock().await;
-        if let Some(client) = clients.get(&address) {
+        if let Some(client) = self.clients.lock().await.get(&address) {
             return Ok(client.clone());
         }
+        // Not under the lock: a host that does not answer holds up no other.
         let client = Client::connect_with(&address, &self.credentials)
             .await
             .map_err(|err| unreachable(host, &err))?;
-        clients.insert(address, client.clone());
+        self.clients.lock().await.insert(address, client.clone());
         Ok(client)
     }
 

@@ -312,13 +312,17 @@ impl CodexJobs for JobService {
                             ..forward
                         };
                         match fleet.follow(&host, request).await {
-                            Ok(mut remote) => {
-                                while let Some(message) = remote.next().await {
-                                    if responses.send(message).await.is_err() {
-                                        return;
-                                    }
+                            Ok(mut remote) => loop {
+                                // The caller may leave while the job is quiet.
+                                let message = tokio::select! {
+                                    message = remote.next() => message,
+                                    () = responses.closed() => return,
+                                };
+                                let Some(message) = message else { return };
+                                if responses.send(message).await.is_err() {
+                                    return;
                                 }
-                            }
+                            },
                             Err(status) => {
                                 let _ = responses.send(Err(status)).await;
                             }

@@ -132,7 +132,7 @@ trait Backend: Send + Sync {
     /// hosts, with `job.outcome.error` saying why; returns the hosts that have
     /// refused it so far. `None` if it is not `host`'s running job.
     fn hand_back(&self, job: &Job, host: &str) -> Result<Option<(u64, Vec<String>)>>;
-    /// Stores a job's end, if it is still `was`.
+    /// Stores a job's end, if it is still `was` on `job.host`.
     fn finish(&self, job: &Job, was: JobState) -> Result<Option<u64>>;
     fn find_request(&self, request_id: &str, since: Millis) -> Result<Option<Job>>;
     fn set_runner(&self, id: JobId, runner: ProcessIdentity) -> Result<()>;
@@ -238,8 +238,8 @@ impl Store {
     }
 
     /// Takes the oldest queued job that `host`, serving `pools`, may run: it is
-    /// running there from `started_at` on. Hosts that claim at once each get
-    /// another job.
+    /// running there from `started_at` on. Claims of several hosts take their turns
+    /// (on the version row) and each gets another job.
     pub fn claim(&self, host: &str, pools: &[String], started_at: Millis) -> Result<Option<Job>> {
         self.change(|| {
             Ok(match self.backend.claim(host, pools, started_at)? {
@@ -276,8 +276,8 @@ impl Store {
     }
 
     /// Records a job's terminal state and everything its run produced, if the job
-    /// is still `was` (a queued job another host took meanwhile is not ended here);
-    /// false if it was not.
+    /// is still `was` on `job.host` (a queued job another host took meanwhile is not
+    /// ended here); false if it was not.
     pub fn finish(&self, job: &Job, was: JobState) -> Result<bool> {
         self.change(|| {
             let change = self.backend.finish(job, was)?.map(|version| Change {

@@ -489,8 +489,8 @@ impl Backend for Postgres {
                 "UPDATE jobs SET state = $2, started_at = $3, finished_at = $4, \
                      failure_reason = $5, error = $6, exit_code = $7, signal = $8, \
                      thread_id = $9, final_message = $10, usage = $11, output_size = $12, \
-                     output_note = $13, version = $14, disk_bytes = $15, host = $16 \
-                     WHERE id = $1 AND state = $17",
+                     output_note = $13, version = $14, disk_bytes = $15 \
+                     WHERE id = $1 AND state = $17 AND host = $16",
                 &[
                     &job.id.to_string(),
                     &job.state.name(),
@@ -728,7 +728,9 @@ const CLAIMABLE: &str = "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued
     AND pool = ANY($1) AND target_host IN ('', $2) \
     AND position(' ' || $2 || ' ' in refused_by) = 0)";
 
-/// Takes the oldest such job, skipping those another host is taking at this moment.
+/// Takes the oldest such job. Claims wait for one another on the version row, which
+/// each takes first; SKIP LOCKED keeps one from waiting on a job another change
+/// holds (a cancel of it, say), and takes the next instead.
 static CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "UPDATE jobs SET state = 'running', host = $2, started_at = $3, version = $4 \

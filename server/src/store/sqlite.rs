@@ -215,8 +215,10 @@ impl Backend for Sqlite {
             // Nothing to take: the version goes unused.
             return Ok(None);
         };
+        // Read before the commit: a row this server cannot read stays queued.
+        let job = row.into_job()?;
         tx.commit()?;
-        Ok(Some((row.into_job()?, version)))
+        Ok(Some((job, version)))
     }
 
     fn hand_back(&self, job: &Job, host: &str) -> Result<Option<(u64, Vec<String>)>> {
@@ -247,7 +249,7 @@ impl Backend for Sqlite {
                 "UPDATE jobs SET state = ?2, started_at = ?3, finished_at = ?4, \
                  failure_reason = ?5, error = ?6, exit_code = ?7, signal = ?8, thread_id = ?9, \
                  final_message = ?10, usage = ?11, output_size = ?12, output_note = ?13, \
-                 version = ?14, disk_bytes = ?15, host = ?16 WHERE id = ?1 AND state = ?17",
+                 version = ?14, disk_bytes = ?15 WHERE id = ?1 AND state = ?17 AND host = ?16",
                 params![
                     job.id.to_string(),
                     job.state.name(),
