@@ -96,7 +96,8 @@ pub async fn run(
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("cannot create the state dir {}", state_dir.display()))?;
     std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700))?;
-    // One server per state dir: a second one would run the same queued jobs again.
+    // One server per state dir: a second one would adopt the same runners and write
+    // to the same job directories.
     let only_server = lock_state_dir(&state_dir)?;
     let tls = args.tls().map(tls::Tls::load).transpose()?;
     for addr in args.insecure_addresses() {
