@@ -210,23 +210,7 @@ async fn a_host_killed_mid_job_takes_its_job_back_when_it_starts_again() {
         .start_spec(spec_for(&a, "say before\nsleep 2\nsay after", "gpu", "b"))
         .await;
     // Killed once Codex has said its first line: its runner is recorded by then.
-    let mut client = a.client().await;
-    let mut said = Vec::new();
-    while !String::from_utf8_lossy(&said).contains("before\n") {
-        let response = client
-            .poll(pb::PollRequest {
-                job_id: job.id.clone(),
-                window: Some(pb::poll_request::Window::SinceOffset(said.len() as u64)),
-                wait: Some(prost_types::Duration {
-                    seconds: 10,
-                    nanos: 0,
-                }),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        said.extend(response.output);
-    }
+    a.wait_for_output(&job.id, "before\n").await;
     b.kill9();
     b.launch().await;
     // Followed through a, from b again, to its end.

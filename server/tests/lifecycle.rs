@@ -38,24 +38,7 @@ async fn a_codex_that_ignores_sigterm_is_killed_after_the_grace_period() {
         .await;
     let codex = server.pid_file("codex.pid").await;
     // Codex ignores SIGTERM once it has said its line: its directives run in order.
-    let mut client = server.client().await;
-    let (mut offset, mut said) = (0, String::new());
-    while !said.contains("stubborn") {
-        let response = client
-            .poll(pb::PollRequest {
-                job_id: job.id.clone(),
-                window: Some(pb::poll_request::Window::SinceOffset(offset)),
-                wait: Some(prost_types::Duration {
-                    seconds: 10,
-                    nanos: 0,
-                }),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        offset = response.next_offset;
-        said += &String::from_utf8_lossy(&response.output);
-    }
+    server.wait_for_output(&job.id, "stubborn").await;
     let started = std::time::Instant::now();
     let cancelled = server.client().await.cancel(&job.id).await.unwrap();
     assert_eq!(cancelled.state(), pb::JobState::Cancelled);

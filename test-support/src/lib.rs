@@ -576,6 +576,31 @@ impl TestServer {
             .expect("Follow succeeds")
     }
 
+    /// Long-polls through this server until the job's transcript holds `text`, and
+    /// returns the transcript so far.
+    pub async fn wait_for_output(&self, job_id: &str, text: &str) -> String {
+        let mut client = self.client().await;
+        let mut said = String::new();
+        let mut offset = 0;
+        while !said.contains(text) {
+            let response = client
+                .poll(pb::PollRequest {
+                    job_id: job_id.into(),
+                    window: Some(pb::poll_request::Window::SinceOffset(offset)),
+                    wait: Some(prost_types::Duration {
+                        seconds: 10,
+                        nanos: 0,
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .expect("Poll succeeds");
+            offset = response.next_offset;
+            said += &String::from_utf8_lossy(&response.output);
+        }
+        said
+    }
+
     /// Long-polls until the job is finished (at most 30 s) and returns it with its
     /// whole transcript.
     pub async fn wait_finished(&self, job_id: &str) -> (pb::Job, String) {
