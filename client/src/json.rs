@@ -63,6 +63,20 @@ pub struct JobView {
     /// True while that host has stopped heartbeating: the state is as it last told.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub host_unreachable: bool,
+    /// For a job in a worktree of its own: the commit (or, until a host has checked
+    /// the job, the ref) the worktree starts at. Absent for a job run in its cwd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree_base: Option<String>,
+    /// The group id of attempts started together; absent for a job started alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// In the answer to a start of several attempts: every attempt's id, oldest
+    /// first, this one included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<Vec<String>>,
+    /// What a job in a worktree changed, once it has ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<ChangeView>,
     /// RFC 3339 times; null until they happen.
     pub created_at: Option<String>,
     pub started_at: Option<String>,
@@ -76,6 +90,122 @@ pub struct Usage {
     pub input_tokens: u64,
     pub cached_input_tokens: u64,
     pub output_tokens: u64,
+}
+
+/// What a job in a worktree changed: its work, committed on its branch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = plain_integers)]
+pub struct ChangeView {
+    /// The branch holding the work (`codex-jobs/JOB_ID`), until the job is deleted.
+    pub branch: String,
+    pub base_commit: String,
+    pub head_commit: String,
+    pub files_changed: u64,
+    pub lines_added: u64,
+    pub lines_removed: u64,
+    /// Each file, with its lines added and removed (none for a binary file).
+    pub files: Vec<FileView>,
+    /// Size of the patch in bytes (what diff returns, page by page).
+    pub patch_bytes: u64,
+}
+
+/// One file of a change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = plain_integers)]
+pub struct FileView {
+    pub path: String,
+    pub added: u64,
+    pub removed: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub binary: bool,
+}
+
+impl From<&pb::Change> for ChangeView {
+    fn from(change: &pb::Change) -> Self {
+        ChangeView {
+            branch: change.branch.clone(),
+            base_commit: change.base_commit.clone(),
+            head_commit: change.head_commit.clone(),
+            files_changed: change.files.len() as u64,
+            lines_added: change.files.iter().map(|file| file.lines_added).sum(),
+            lines_removed: change.files.iter().map(|file| file.lines_removed).sum(),
+            files: change
+                .files
+                .iter()
+                .map(|file| FileView {
+                    path: file.path.clone(),
+                    added: file.lines_added,
+                    removed: file.lines_removed,
+                    binary: file.binary,
+                })
+                .collect(),
+            patch_bytes: change.patch_size,
+        }
+    }
+}
+
+impl ChangeView {
+    /// `3 files, +10 -2`: the change in a few words.
+    pub fn stat(&self) -> String {
+        let files = match self.files_changed {
+            1 => "1 file".to_string(),
+            n => format!("{n} files"),
+        };
+        format!("{files}, +{} -{}", self.lines_added, self.lines_removed)
+    }
+}
+
+/// A window of the patch of a job's change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = plain_integers)]
+pub struct DiffView {
+    pub job_id: String,
+    pub change: Option<ChangeView>,
+    /// The patch (`git diff --binary BASE HEAD`), from `offset` on.
+    pub patch: String,
+    pub offset: u64,
+    /// Pass as `offset` for the rest when `truncated`.
+    pub next_offset: u64,
+    /// True when the window was cut to its size limit.
+    pub truncated: bool,
+}
+
+impl From<&pb::DiffResponse> for DiffView {
+    fn from(response: &pb::DiffResponse) -> Self {
+        let job = response.job.clone().unwrap_or_default();
+        DiffView {
+            job_id: job.id,
+            change: job.change.as_ref().map(ChangeView::from),
+            patch: String::from_utf8_lossy(&response.patch).into_owned(),
+            offset: response.start_offset,
+            next_offset: response.next_offset,
+            truncated: response.truncated,
+        }
+    }
+}
+
+/// What apply did to the checkout.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AppliedView {
+    pub job_id: String,
+    /// The top of the checkout the change went into.
+    pub checkout: String,
+    /// The files changed there (left uncommitted), relative to `checkout`.
+    pub files: Vec<String>,
+}
+
+impl From<&pb::ApplyResponse> for AppliedView {
+    fn from(response: &pb::ApplyResponse) -> Self {
+        AppliedView {
+            job_id: response
+                .job
+                .as_ref()
+                .map(|job| job.id.clone())
+                .unwrap_or_default(),
+            checkout: response.checkout.clone(),
+            files: response.files.clone(),
+        }
+    }
 }
 
 /// One page of jobs, newest first.
@@ -117,6 +247,8 @@ fn non_empty(text: &str) -> Option<String> {
 impl From<&pb::Job> for JobView {
     fn from(job: &pb::Job) -> Self {
         let spec = job.spec.clone().unwrap_or_default();
+        let worktree_base =
+            (spec.isolation() == pb::Isolation::Worktree).then(|| spec.base.clone());
         JobView {
             job_id: job.id.clone(),
             status: names::status_name(job.state()).into(),
@@ -143,6 +275,10 @@ impl From<&pb::Job> for JobView {
             pool: spec.pool,
             host: non_empty(&job.host),
             host_unreachable: job.host_unreachable,
+            worktree_base,
+            group: non_empty(&job.group),
+            attempts: None,
+            change: job.change.as_ref().map(ChangeView::from),
             created_at: time(job.created_at.as_ref()),
             started_at: time(job.started_at.as_ref()),
             finished_at: time(job.finished_at.as_ref()),

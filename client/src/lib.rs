@@ -195,6 +195,43 @@ impl Client {
             .ok_or_else(|| Status::internal("Delete returned no job").into())
     }
 
+    /// A window of the patch of what a job in a worktree changed.
+    pub async fn diff(
+        &mut self,
+        request: pb::DiffRequest,
+    ) -> Result<pb::DiffResponse, ClientError> {
+        Ok(self.rpc.diff(request).await?.into_inner())
+    }
+
+    /// The whole patch of what a job in a worktree changed, read page by page.
+    pub async fn whole_diff(&mut self, job_id: &str) -> Result<(pb::Job, Vec<u8>), ClientError> {
+        let mut patch = Vec::new();
+        loop {
+            let page = self
+                .diff(pb::DiffRequest {
+                    job_id: job_id.to_string(),
+                    offset: patch.len() as u64,
+                    max_bytes: 0,
+                })
+                .await?;
+            patch.extend_from_slice(&page.patch);
+            if page.next_offset >= page.size || page.patch.is_empty() {
+                let job = page
+                    .job
+                    .ok_or_else(|| Status::internal("Diff returned no job"))?;
+                return Ok((job, patch));
+            }
+        }
+    }
+
+    /// Applies what a job in a worktree changed to the checkout it came from.
+    pub async fn apply(&mut self, job_id: &str) -> Result<pb::ApplyResponse, ClientError> {
+        let request = pb::ApplyRequest {
+            job_id: job_id.to_string(),
+        };
+        Ok(self.rpc.apply(request).await?.into_inner())
+    }
+
     pub async fn prune(
         &mut self,
         request: pb::PruneRequest,
@@ -265,6 +302,54 @@ impl Client {
                 .unwrap_or(Ok(None)),
             None => watching.await,
         }
+    }
+
+    /// Waits until every attempt of `group` has ended (with `any`: the first), or
+    /// `timeout` passes; returns the attempts as they are then, oldest first.
+    pub async fn wait_group(
+        &mut self,
+        group: &str,
+        any: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<pb::Job>, ClientError> {
+        let page = self
+            .list(pb::ListRequest {
+                group: group.to_string(),
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await?;
+        let mut jobs: Vec<pb::Job> = page.jobs.into_iter().rev().collect();
+        if jobs.is_empty() {
+            return Err(ClientError::Input(format!("no job is in group {group}")));
+        }
+        let done = |jobs: &[pb::Job]| match any {
+            true => jobs.iter().any(is_finished),
+            false => jobs.iter().all(is_finished),
+        };
+        let mut changes = self.watching(pb::WatchRequest {
+            job_ids: jobs.iter().map(|job| job.id.clone()).collect(),
+            ..Default::default()
+        });
+        let watching = async {
+            while !done(&jobs) {
+                if let Some(pb::watch_response::Event::Job(job)) = changes.next().await?.event
+                    && let Some(known) = jobs.iter_mut().find(|known| known.id == job.id)
+                {
+                    *known = job;
+                }
+            }
+            Ok::<(), ClientError>(())
+        };
+        match timeout {
+            Some(timeout) => {
+                if let Ok(watched) = tokio::time::timeout(timeout, watching).await {
+                    watched?;
+                }
+            }
+            None => watching.await?,
+        }
+        Ok(jobs)
     }
 
     /// Long-polls until the job ends or `timeout` passes (`None`: however long it

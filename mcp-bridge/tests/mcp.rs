@@ -69,7 +69,7 @@ async fn the_tools_are_listed_with_schemas_and_annotations() {
         .iter()
         .map(|tool| tool["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), 7, "{names:?}");
+    assert_eq!(names.len(), 10, "{names:?}");
     for name in [
         "codex_start",
         "codex_poll",
@@ -78,6 +78,9 @@ async fn the_tools_are_listed_with_schemas_and_annotations() {
         "codex_cancel",
         "codex_list",
         "codex_reply",
+        "codex_diff",
+        "codex_apply",
+        "codex_wait_group",
     ] {
         let tool = tool(name);
         let schema = &tool["outputSchema"];
@@ -96,7 +99,14 @@ async fn the_tools_are_listed_with_schemas_and_annotations() {
             "{name} explains itself"
         );
     }
-    for read_only in ["codex_poll", "codex_wait", "codex_await_any", "codex_list"] {
+    for read_only in [
+        "codex_poll",
+        "codex_wait",
+        "codex_await_any",
+        "codex_list",
+        "codex_diff",
+        "codex_wait_group",
+    ] {
         assert_eq!(
             tool(read_only)["annotations"]["readOnlyHint"],
             true,
@@ -115,6 +125,9 @@ async fn the_tools_are_listed_with_schemas_and_annotations() {
         "timeout_seconds",
         "labels",
         "request_id",
+        "worktree",
+        "base",
+        "attempts",
     ] {
         assert!(
             start["properties"].get(param).is_some(),
@@ -138,6 +151,114 @@ async fn the_tools_are_listed_with_schemas_and_annotations() {
             .as_str()
             .unwrap()
             .contains("in a loop")
+    );
+}
+
+#[tokio::test]
+async fn an_agent_runs_attempts_in_worktrees_compares_them_and_applies_one() {
+    let server = TestServer::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let repo = scratch.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    std::fs::write(repo.join("README"), "hello\n").unwrap();
+    for args in [
+        &["init", "--quiet"][..],
+        &["add", "README"],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "--quiet",
+            "-m",
+            "start",
+        ],
+    ] {
+        let status = Command::new("git")
+            .current_dir(&repo)
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    }
+    let cwd = repo.display().to_string();
+    let steps = json!([
+        call(
+            "codex_start",
+            json!({
+                "prompt": "run echo from-mcp > mcp.txt\nsay written", "cwd": cwd,
+                "approval_policy": "auto-edit", "attempts": 2,
+            })
+        ),
+        call(
+            "codex_wait_group",
+            json!({"group": "$0.group", "timeout_seconds": 30})
+        ),
+        call("codex_diff", json!({"job_id": "$0.job_id"})),
+        call("codex_apply", json!({"job_id": "$0.job_id"})),
+        call(
+            "codex_start",
+            json!({
+                "prompt": "say hi", "cwd": scratch.path().display().to_string(), "worktree": true,
+            })
+        ),
+    ]);
+    let Some(results) = run_steps(&bridge_to(&server), json!({}), steps) else {
+        return;
+    };
+    let started = &results[0]["structured"];
+    assert_eq!(
+        started["attempts"].as_array().unwrap().len(),
+        2,
+        "{started}"
+    );
+    assert_eq!(started["attempts"][0], started["job_id"]);
+    assert_eq!(
+        started["worktree_base"].as_str().unwrap().len(),
+        40,
+        "{started}"
+    );
+
+    let attempts = results[1]["structured"]["jobs"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{}", results[1]);
+    for attempt in attempts {
+        assert_eq!(attempt["status"], "done", "{attempt}");
+        assert_eq!(attempt["group"], started["group"]);
+        let change = &attempt["change"];
+        assert_eq!(change["files_changed"], 1, "{attempt}");
+        assert_eq!(change["lines_added"], 1);
+        assert_eq!(change["files"][0]["path"], "mcp.txt");
+    }
+
+    let diff = &results[2]["structured"];
+    let patch = diff["patch"].as_str().unwrap();
+    assert!(
+        patch.contains("+++ b/mcp.txt\n@@ -0,0 +1 @@\n+from-mcp\n"),
+        "{patch}"
+    );
+    assert_eq!(diff["truncated"], false);
+    assert_eq!(diff["next_offset"], diff["change"]["patch_bytes"]);
+
+    assert_eq!(
+        results[3]["structured"]["files"],
+        json!(["mcp.txt"]),
+        "{}",
+        results[3]
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("mcp.txt")).unwrap(),
+        "from-mcp\n"
+    );
+
+    assert_eq!(results[4]["is_error"], true);
+    assert!(
+        results[4]["text"]
+            .as_str()
+            .unwrap()
+            .contains("is not in a git repository"),
+        "{}",
+        results[4]
     );
 }
 
@@ -517,7 +638,7 @@ async fn the_mcp_inspector_cli_lists_and_calls_the_tools() {
         serde_json::from_slice(&output.stdout).unwrap()
     };
     let listed = inspect(&["--method", "tools/list"]);
-    assert_eq!(listed["tools"].as_array().unwrap().len(), 7);
+    assert_eq!(listed["tools"].as_array().unwrap().len(), 10);
 
     let cwd = format!("cwd={}", server.work_dir().display());
     let started = inspect(&[

@@ -17,7 +17,7 @@ use std::{
 };
 
 use codex_jobs_server::{
-    job::{DEFAULT_POOL, Job, JobSpec, JobState, Sandbox, now_millis},
+    job::{DEFAULT_POOL, Isolation, Job, JobSpec, JobState, Sandbox, now_millis},
     store::Store,
 };
 use support::{Client, ServerOptions, TestServer, pb};
@@ -286,7 +286,7 @@ async fn bench_start(server: &TestServer, scale: &Scale, table: &mut Table) {
         let response = client
             .start(pb::StartRequest {
                 spec: Some(server.spec("say ready")),
-                request_id: String::new(),
+                ..Default::default()
             })
             .await
             .expect("Start");
@@ -599,6 +599,20 @@ mod bare {
             Err(Status::unimplemented("bare"))
         }
 
+        async fn diff(
+            &self,
+            _: Request<pb::DiffRequest>,
+        ) -> Result<Response<pb::DiffResponse>, Status> {
+            Err(Status::unimplemented("bare"))
+        }
+
+        async fn apply(
+            &self,
+            _: Request<pb::ApplyRequest>,
+        ) -> Result<Response<pb::ApplyResponse>, Status> {
+            Err(Status::unimplemented("bare"))
+        }
+
         type FollowStream = FollowStream;
 
         async fn follow(
@@ -873,7 +887,7 @@ async fn bench_many_running(scale: &Scale, table: &mut Table) {
         let response = client
             .start(pb::StartRequest {
                 spec: Some(server.spec("sleep 120")),
-                request_id: String::new(),
+                ..Default::default()
             })
             .await
             .expect("Start");
@@ -962,6 +976,7 @@ fn fill_store(state_dir: &Path, database: Option<&str>, count: usize) -> Vec<Str
                 reasoning_effort: None,
                 pool: DEFAULT_POOL.into(),
                 host: String::new(),
+                isolation: Isolation::None,
             };
             let mut job = Job::queued(spec, None, String::new());
             store.insert(&job, 0, usize::MAX).unwrap();
@@ -1010,7 +1025,7 @@ async fn bench_backends(scale: &Scale, table: &mut Table) {
             let response = client
                 .start(pb::StartRequest {
                     spec: Some(server.spec("say ready")),
-                    request_id: String::new(),
+                    ..Default::default()
                 })
                 .await
                 .expect("Start");
@@ -1190,7 +1205,7 @@ async fn bench_fleet(scale: &Scale, table: &mut Table) {
                 for _ in 0..per_client {
                     let request = pb::StartRequest {
                         spec: Some(spec.clone()),
-                        request_id: String::new(),
+                        ..Default::default()
                     };
                     client.start(request).await.expect("Start");
                 }

@@ -205,6 +205,43 @@ pub struct JobSpec {
     pub pool: String,
     /// The one host that may run it; empty: any host of the pool.
     pub host: String,
+    /// Where Codex works: in the cwd, or in a worktree of its own.
+    pub isolation: Isolation,
+}
+
+/// Where a job's Codex works.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Isolation {
+    /// In the cwd itself.
+    #[default]
+    None,
+    /// In a git worktree of the cwd's repository made for the job, on a branch of its
+    /// own, checked out at `base`: a commit once the job is checked, or a ref still
+    /// to resolve (empty: HEAD) when the host that takes it will check it.
+    Worktree { base: String },
+}
+
+/// What a job in a worktree changed, from its base to the commit of its work.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// The commit the worktree was made at.
+    pub base_commit: String,
+    /// The commit holding the job's work (its base when it changed nothing).
+    pub head_commit: String,
+    /// The branch that points at it, until the job is deleted.
+    pub branch: String,
+    /// Every file changed, by path.
+    pub files: Vec<FileChange>,
+    /// Size in bytes of the patch from base to head (`git diff --binary`).
+    pub patch_size: u64,
+}
+
+/// One file of a `Change`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileChange {
+    pub path: String,
+    /// Lines added and removed; `None` for a binary file.
+    pub lines: Option<(u64, u64)>,
 }
 
 /// The pool of jobs that name none, and of hosts that serve none.
@@ -278,6 +315,8 @@ pub struct ListFilter {
     pub limit: usize,
     /// Only jobs that ended taking at least this many bytes on disk; zero: any.
     pub min_disk_bytes: u64,
+    /// Only the attempts of this group; empty: any.
+    pub group: String,
 }
 
 /// Which jobs a Watch reports.
@@ -376,6 +415,11 @@ pub struct Job {
     /// It runs on a host that has stopped heartbeating: its state is as that host
     /// last told. Never stored: read from the hosts as the job is.
     pub host_unreachable: bool,
+    /// The attempts started together with it share this id (see `Start`); empty for
+    /// a job started alone.
+    pub group: String,
+    /// What it changed, once a job in a worktree has ended.
+    pub change: Option<Change>,
 }
 
 impl Job {
@@ -398,6 +442,8 @@ impl Job {
             created_by,
             host: String::new(),
             host_unreachable: false,
+            group: String::new(),
+            change: None,
         }
     }
 }

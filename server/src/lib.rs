@@ -22,6 +22,7 @@ pub mod store;
 pub mod tls;
 pub mod watch;
 pub mod web;
+pub mod worktree;
 
 use std::{
     future::Future, os::unix::fs::PermissionsExt, path::Path, path::PathBuf, sync::Arc,

@@ -46,7 +46,7 @@ async fn run_boots_in_process_reports_its_port_and_stops_on_its_shutdown_future(
                 cwd: dir.path().display().to_string(),
                 ..Default::default()
             }),
-            request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();

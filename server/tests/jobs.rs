@@ -173,6 +173,7 @@ async fn the_same_request_id_returns_the_same_job() {
     let request = pb::StartRequest {
         spec: Some(server.spec("say once")),
         request_id: "retry-me".into(),
+        ..Default::default()
     };
     let first = client.start(request.clone()).await.unwrap();
     let second = client.start(request).await.unwrap();
@@ -252,7 +253,7 @@ async fn bad_requests_are_refused_with_a_reason_and_disturb_nothing() {
 
     let start = |spec: pb::JobSpec| pb::StartRequest {
         spec: Some(spec),
-        request_id: String::new(),
+        ..Default::default()
     };
     let cases: Vec<(pb::StartRequest, &str)> = vec![
         (start(server.spec("")), "prompt must not be empty"),
@@ -291,7 +292,7 @@ async fn bad_requests_are_refused_with_a_reason_and_disturb_nothing() {
         (
             pb::StartRequest {
                 spec: None,
-                request_id: String::new(),
+                ..Default::default()
             },
             "spec is required",
         ),
@@ -438,7 +439,7 @@ async fn host_policy_is_the_servers_to_enforce() {
     let mut client = server.client().await;
     let start = |spec: pb::JobSpec| pb::StartRequest {
         spec: Some(spec),
-        request_id: String::new(),
+        ..Default::default()
     };
     let inside = allowed.path().display().to_string();
 
@@ -497,6 +498,7 @@ async fn a_full_queue_refuses_new_jobs() {
         .start(pb::StartRequest {
             spec: Some(server.spec("say waiting")),
             request_id: "queued-once".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -506,7 +508,7 @@ async fn a_full_queue_refuses_new_jobs() {
     let err = client
         .start(pb::StartRequest {
             spec: Some(server.spec("say one too many")),
-            request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -517,6 +519,7 @@ async fn a_full_queue_refuses_new_jobs() {
         .start(pb::StartRequest {
             spec: Some(server.spec("say waiting")),
             request_id: queued.request_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -576,7 +579,7 @@ async fn oversized_requests_are_refused_in_the_servers_words_on_every_transport(
             let err = client
                 .start(pb::StartRequest {
                     spec: Some(server.spec(&"x".repeat(size))),
-                    request_id: String::new(),
+                    ..Default::default()
                 })
                 .await
                 .unwrap_err();
@@ -634,7 +637,7 @@ async fn a_reasoning_effort_reaches_codex_and_stays_with_the_job() {
                 reasoning_effort: 42,
                 ..server.spec("say hi")
             }),
-            request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -81,7 +81,7 @@ async fn a_full_disk_ends_the_job_with_a_clear_error_and_loses_no_record() {
     let mut client = server.client().await;
     let start = pb::StartRequest {
         spec: Some(server.spec("say hi")),
-        request_id: String::new(),
+        ..Default::default()
     };
     let refused = client.start(start.clone()).await.unwrap_err();
     let text = refused.to_string();

@@ -64,7 +64,7 @@ async fn a_job_runs_on_and_is_followed_through_a_restart_of_postgresql() {
     let refused = client
         .start(pb::StartRequest {
             spec: Some(server.spec("say never stored")),
-            request_id: String::new(),
+            ..Default::default()
         })
         .await
         .expect_err("no database, no start");

@@ -319,7 +319,9 @@ async fn health_answers_without_a_token_and_reflection_only_with_one() {
             "Watch",
             "Delete",
             "Prune",
-            "ListHosts"
+            "ListHosts",
+            "Diff",
+            "Apply"
         ])
     );
     assert_eq!(

@@ -64,7 +64,7 @@ async fn tokens_have_names_and_scopes_and_jobs_record_who_started_them() {
     let denied = read_only
         .start(pb::StartRequest {
             spec: Some(server.spec("say no")),
-            request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -176,7 +176,7 @@ async fn a_client_certificate_or_the_local_user_is_who_started_a_job() {
     let started = local
         .start(pb::StartRequest {
             spec: Some(server.spec("say local")),
-            request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();

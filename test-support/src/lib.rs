@@ -556,7 +556,7 @@ impl TestServer {
             .await
             .start(pb::StartRequest {
                 spec: Some(spec),
-                request_id: String::new(),
+                ..Default::default()
             })
             .await
             .expect("Start succeeds")

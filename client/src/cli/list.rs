@@ -27,6 +27,9 @@ pub struct Args {
     /// Only jobs that ended taking at least this much disk: `500K`, `20M`, `1G`.
     #[arg(long, value_name = "SIZE", value_parser = super::delete::parse_size, conflicts_with = "watch")]
     larger_than: Option<u64>,
+    /// Only the attempts of this group (started with `start --attempts`).
+    #[arg(long, conflicts_with = "watch")]
+    group: Option<String>,
     /// Print the jobs (oldest change first), then a line each time a job's state
     /// changes, until interrupted; resumes after a dropped connection.
     #[arg(long)]
@@ -44,6 +47,7 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
             page_size: args.limit,
             page_token: args.page_token.unwrap_or_default(),
             min_disk_bytes: args.larger_than.unwrap_or(0),
+            group: args.group.unwrap_or_default(),
         })
         .await?;
     if out.json {
@@ -114,8 +118,16 @@ fn print_row(job: &pb::Job, out: Output) {
         .chars()
         .take(60)
         .collect();
+    // What a job in a worktree changed, and the group of its attempts.
+    let mut extra = String::new();
+    if let Some(change) = &view.change {
+        extra += &format!("  [{}]", change.stat());
+    }
+    if let Some(group) = &view.group {
+        extra += &format!("  group {group}");
+    }
     println!(
-        "{:<36}  {}  {:<4}  {:<20}  {:>9}  {:<12}  {prompt}",
+        "{:<36}  {}  {:<4}  {:<20}  {:>9}  {:<12}  {prompt}{extra}",
         job.id,
         out.state(job.state(), 9),
         exit,

@@ -1,6 +1,7 @@
 //! The `codex-jobs` command-line client: one module per subcommand.
 
 mod cancel;
+mod change;
 mod delete;
 mod follow;
 mod hosts;
@@ -44,7 +45,12 @@ enum Command {
     Cancel(cancel::Args),
     /// List jobs, newest first.
     List(list::Args),
-    /// Delete a job that has ended, with its logs.
+    /// Print the patch of what a job in a worktree changed (or, with --stat, its files).
+    Diff(change::DiffArgs),
+    /// Apply what a job in a worktree changed to the checkout it came from, by a
+    /// three-way merge; refused, changing nothing, on conflicts.
+    Apply(change::ApplyArgs),
+    /// Delete a job that has ended, with its logs (and its worktree and branch).
     Delete(delete::Args),
     /// Delete the jobs that ended longer ago than an age, with their logs.
     Prune(delete::PruneArgs),
@@ -117,6 +123,8 @@ async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
         Command::Follow(args) => follow::run(&mut client, args, out).await,
         Command::Cancel(args) => cancel::run(&mut client, args, out).await,
         Command::List(args) => list::run(&mut client, args, out).await,
+        Command::Diff(args) => change::diff(&mut client, args, out).await,
+        Command::Apply(args) => change::apply(&mut client, args, out).await,
         Command::Delete(args) => delete::run(&mut client, args, out).await,
         Command::Prune(args) => delete::prune(&mut client, args, out).await,
         Command::Hosts => hosts::run(&mut client, out).await,

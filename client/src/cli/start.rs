@@ -3,7 +3,7 @@
 use std::{collections::HashMap, io::Read, process::ExitCode};
 
 use super::Output;
-use crate::{Client, ClientError, names, pb};
+use crate::{Client, ClientError, json::JobView, names, pb};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -35,6 +35,17 @@ pub struct Args {
     /// of the pool]
     #[arg(long)]
     host: Option<String>,
+    /// Run Codex in a new git worktree of the cwd's repository, on a branch of its
+    /// own, so that its edits stay apart until applied (`codex-jobs apply`).
+    #[arg(long)]
+    worktree: bool,
+    /// The commit, branch or tag the worktree starts at [default: HEAD]
+    #[arg(long, value_name = "REF", requires = "worktree")]
+    base: Option<String>,
+    /// Start this many attempts of the prompt, each in a worktree of its own, tied
+    /// by a group id (see `wait --group`, `list --group`); implies --worktree.
+    #[arg(long, value_name = "N")]
+    attempts: Option<u32>,
     /// The prompt; `-` reads it from stdin.
     prompt: String,
 }
@@ -77,14 +88,35 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
         reasoning_effort: args.reasoning_effort.unwrap_or_default().into(),
         pool: args.pool.unwrap_or_default(),
         host: args.host.unwrap_or_default(),
+        isolation: match args.worktree || args.attempts.is_some() {
+            true => pb::Isolation::Worktree,
+            false => pb::Isolation::Unspecified,
+        }
+        .into(),
+        base: args.base.unwrap_or_default(),
     };
     let response = client
         .start(pb::StartRequest {
             spec: Some(spec),
             request_id: args.request_id.unwrap_or_default(),
+            attempts: args.attempts.unwrap_or(0),
         })
         .await?;
     let job = response.job.unwrap_or_default();
-    out.job(&job);
+    if job.group.is_empty() {
+        out.job(&job);
+    } else if out.json {
+        let mut view = JobView::from(&job);
+        view.attempts = Some(response.attempts.iter().map(|job| job.id.clone()).collect());
+        out.print_json(&view);
+    } else {
+        for attempt in &response.attempts {
+            out.job(attempt);
+        }
+        println!(
+            "group {}: codex-jobs wait --group {} (then diff and apply the one you like)",
+            job.group, job.group
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

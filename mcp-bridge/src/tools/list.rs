@@ -15,6 +15,8 @@ pub struct ListArgs {
     /// Only jobs with this status: queued, running, done, error or cancelled (or
     /// succeeded, failed).
     pub state: Option<String>,
+    /// Only the attempts of this group (the `group` codex_start returned).
+    pub group: Option<String>,
 }
 
 fn default_limit() -> u32 {
@@ -39,6 +41,7 @@ impl Bridge {
         let request = pb::ListRequest {
             states,
             page_size: args.limit,
+            group: args.group.unwrap_or_default(),
             ..Default::default()
         };
         let response = self

@@ -2,6 +2,7 @@
 //! Tool names and parameters keep the original codex-async tools working.
 
 mod cancel;
+mod change;
 mod list;
 mod poll;
 mod reply;
@@ -44,7 +45,10 @@ you got as since_offset to read only new output), or codex_poll to peek. \
 With several jobs, codex_await_any (or codex_wait with job_ids) returns the first to end. \
 Status: queued (waiting for a slot), running, done (succeeded; see final_message), error \
 (failed; see error and exit_code), cancelled. Pass next_offset back as since_offset to read \
-only new output. codex_reply continues a finished job's Codex conversation as a new job.";
+only new output. codex_reply continues a finished job's Codex conversation as a new job. \
+With worktree=true (or attempts=N for best of N) a job edits a git worktree of its own: \
+codex_wait_group waits for the attempts, codex_diff shows a job's patch, and codex_apply \
+takes the one you pick into the checkout.";
 
 impl Bridge {
     pub fn new(target: Target) -> Bridge {
@@ -57,7 +61,8 @@ impl Bridge {
                 + Self::wait_router()
                 + Self::cancel_router()
                 + Self::list_router()
-                + Self::reply_router(),
+                + Self::reply_router()
+                + Self::change_router(),
         }
     }
 
@@ -129,8 +134,15 @@ impl Bridge {
             })
             .await?;
         let job = response.job.unwrap_or_default();
-        self.started.lock().unwrap().push(job.id.clone());
-        Ok(JobView::from(&job))
+        let ids: Vec<String> = response.attempts.iter().map(|job| job.id.clone()).collect();
+        let mut view = JobView::from(&job);
+        if ids.len() > 1 {
+            self.started.lock().unwrap().extend(ids.iter().cloned());
+            view.attempts = Some(ids);
+        } else {
+            self.started.lock().unwrap().push(job.id.clone());
+        }
+        Ok(view)
     }
 }
 

@@ -51,7 +51,11 @@ impl Bridge {
                 args.job_id
             ));
         }
-        let spec = earlier.spec.unwrap_or_default();
+        let mut spec = earlier.spec.unwrap_or_default();
+        // A job in a worktree goes on in a new one, from the commit of its work.
+        if let Some(change) = earlier.change {
+            spec.base = change.head_commit;
+        }
         let request = pb::StartRequest {
             spec: Some(pb::JobSpec {
                 prompt: args.prompt,
@@ -59,6 +63,7 @@ impl Bridge {
                 ..spec
             }),
             request_id: String::new(),
+            attempts: 0,
         };
         self.start(request).await.map(|job| Json(Lean(job)))
     }

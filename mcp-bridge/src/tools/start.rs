@@ -36,6 +36,16 @@ pub struct StartArgs {
     pub pool: Option<String>,
     /// The one job host to run on, when cwd exists only there; omit for any host.
     pub host: Option<String>,
+    /// Run in a new git worktree of cwd's repository, on a branch of its own, so its
+    /// edits stay apart from the checkout until you codex_apply them (codex_diff
+    /// shows them). cwd must be in a git repository.
+    pub worktree: Option<bool>,
+    /// With worktree: the commit, branch or tag to start from; omit for HEAD.
+    pub base: Option<String>,
+    /// Best of N: start this many attempts of the prompt (2-16), each in a worktree
+    /// of its own; the result's `attempts` lists their job_ids and `group` ties them
+    /// (codex_wait_group waits for them). Implies worktree.
+    pub attempts: Option<u32>,
 }
 
 /// The proto sandbox for the tool's `sandbox` / `approval_policy` arguments.
@@ -56,7 +66,9 @@ impl Bridge {
     /// Start an OpenAI Codex job (`codex exec`) in the background and return at once
     /// with its job_id and status (queued or running). Codex jobs take minutes to
     /// hours: after starting one, call codex_wait repeatedly until its status is done,
-    /// error or cancelled, then read final_message.
+    /// error or cancelled, then read final_message. With worktree (or attempts), the
+    /// job works in a git worktree of its own: review its change with codex_diff and
+    /// take it into the checkout with codex_apply.
     #[tool(
         output_schema = super::output_schema::<Lean>(),
         annotations(
@@ -91,8 +103,15 @@ impl Bridge {
                     .into(),
                 pool: args.pool.unwrap_or_default(),
                 host: args.host.unwrap_or_default(),
+                isolation: match args.worktree.unwrap_or(false) || args.attempts.is_some() {
+                    true => pb::Isolation::Worktree,
+                    false => pb::Isolation::Unspecified,
+                }
+                .into(),
+                base: args.base.unwrap_or_default(),
             }),
             request_id: args.request_id.unwrap_or_default(),
+            attempts: args.attempts.unwrap_or(0),
         };
         self.start(request).await.map(|job| Json(Lean(job)))
     }

@@ -22,6 +22,7 @@ mod start;
 #[cfg(test)]
 mod tests;
 mod watch;
+mod worktrees;
 
 use std::{
     collections::HashMap,
@@ -34,16 +35,19 @@ pub use follow::{FollowEvent, FollowStart};
 pub use hosts::{HostConfig, HostStatus};
 pub use poll::{PollResult, WindowRequest};
 pub use retention::Pruned;
+pub use start::MAX_ATTEMPTS;
 pub use watch::WatchEvent;
+pub use worktrees::{Applied, DiffResult};
 
 use crate::{
     error::{Error, Result},
     job::{
-        FailureReason, Host, Job, JobId, JobState, ListFilter, Millis, Outcome, OutputStream, Page,
-        Sandbox, TokenUsage, now_millis,
+        Change, FailureReason, Host, Isolation, Job, JobId, JobSpec, JobState, ListFilter, Millis,
+        Outcome, OutputStream, Page, Sandbox, TokenUsage, now_millis,
     },
     runner::{RunEnd, Runner, RunnerConfig, record::ExitRecord, record::JobDir},
     store::{Announcement, PostgresConfig, Store},
+    worktree,
 };
 
 /// How much prompt and message text one List page may carry, so that a page stays
@@ -449,13 +453,14 @@ impl JobManager {
             Launch::Refused(format!("host {} cannot run it: {err}", self.config.host.id))
         })?;
         let dir = self.job_dir(id);
-        let spawned = std::fs::create_dir_all(dir.path())
-            // Watch before the runner writes anything, so no change goes unnoticed.
-            .and_then(|()| self.watcher.add(id, dir.path()))
-            .and_then(|()| {
-                let timeout = spec.timeout.unwrap_or(self.config.default_timeout);
-                Runner::spawn(&self.config.runner, &dir, &spec, timeout)
-            });
+        std::fs::create_dir_all(dir.path())
+            .map_err(|err| Launch::Failed(format!("could not make the job's directory: {err}")))?;
+        let spec = self.in_worktree(id, spec).map_err(Launch::Failed)?;
+        // Watch before the runner writes anything, so no change goes unnoticed.
+        let spawned = self.watcher.add(id, dir.path()).and_then(|()| {
+            let timeout = spec.timeout.unwrap_or(self.config.default_timeout);
+            Runner::spawn(&self.config.runner, &dir, &spec, timeout)
+        });
         let runner =
             Arc::new(spawned.map_err(|err| {
                 Launch::Failed(format!("could not start the job's runner: {err}"))
@@ -480,6 +485,40 @@ impl JobManager {
         tracing::info!(job = %id, runner = runner.identity().pid, "job started");
         self.clone().finish_on_exit(id, runner);
         Ok(())
+    }
+
+    /// The spec to run: for a job with isolation `worktree`, in the worktree made
+    /// for it (at the same place within the repository as its cwd).
+    fn in_worktree(&self, id: JobId, mut spec: JobSpec) -> std::result::Result<JobSpec, String> {
+        let Isolation::Worktree { base } = &spec.isolation else {
+            return Ok(spec);
+        };
+        let path = self.job_dir(id).worktree();
+        let repo = worktree::repository(&spec.cwd).map_err(|err| err.to_string())?;
+        worktree::create(&repo, id, base, &path).map_err(|err| err.to_string())?;
+        spec.cwd = path.join(repo.subdir);
+        Ok(spec)
+    }
+
+    /// What a job in a worktree changed, committed on its branch, with the patch
+    /// written beside its logs; `None` for other jobs, and for those whose worktree
+    /// never came to be.
+    fn summarize_change(&self, job: &Job) -> Option<Change> {
+        let Isolation::Worktree { base } = &job.spec.isolation else {
+            return None;
+        };
+        let dir = self.job_dir(job.id);
+        let path = dir.worktree();
+        if !path.exists() {
+            return None;
+        }
+        match worktree::summarize(&path, job.id, base, &dir.patch()) {
+            Ok(change) => Some(change),
+            Err(err) => {
+                tracing::warn!(job = %job.id, "could not sum up what the job changed: {err}");
+                None
+            }
+        }
     }
 
     /// Finishes a job from what its runner left, once the runner is gone.
@@ -577,6 +616,7 @@ impl JobManager {
         if let Some(exit) = exit {
             job.final_message = exit.final_message;
         }
+        job.change = self.summarize_change(&job);
         job.output_size = file_size(&self.log_path(id, OutputStream::Transcript));
         job.disk_bytes = dir_size(self.job_dir(id).path());
         if let Err(err) = self.store_end(&job) {

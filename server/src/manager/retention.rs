@@ -47,6 +47,7 @@ impl JobManager {
         if !self.store.delete(id)? {
             return Err(Error::NotFound(id));
         }
+        self.remove_worktree(&job);
         let dir = self.job_dir(id);
         if let Err(err) = std::fs::remove_dir_all(dir.path())
             && err.kind() != std::io::ErrorKind::NotFound

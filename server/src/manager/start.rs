@@ -6,25 +6,52 @@ use std::{sync::Arc, time::Duration};
 use super::JobManager;
 use crate::{
     error::{Error, Result},
-    job::{Job, JobSpec, now_millis},
+    job::{Isolation, Job, JobId, JobSpec, ListFilter, now_millis},
     store::Inserted,
+    worktree,
 };
+
+/// The most attempts one Start may ask for.
+pub const MAX_ATTEMPTS: usize = 16;
 
 /// How long a request id keeps returning the job it created.
 pub const REQUEST_ID_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl JobManager {
-    /// Stores and queues a job, and starts it if a run slot of this host is free. Returns the job
-    /// and whether it was created: a `request_id` seen within the retention window
-    /// returns the job it created instead. `created_by` names the caller.
+    /// Stores and queues a job, and starts it if a run slot of this host is free.
+    /// Returns the job and whether it was created: a `request_id` seen within the
+    /// retention window returns the job it created instead. `created_by` names the
+    /// caller.
     pub async fn start(
         self: &Arc<Self>,
         spec: JobSpec,
         request_id: Option<String>,
         created_by: String,
     ) -> Result<(Job, bool)> {
-        self.blocking(move |manager| manager.start_blocking(spec, request_id, created_by))
-            .await
+        let (mut jobs, created) = self.start_attempts(spec, request_id, created_by, 1).await?;
+        Ok((jobs.remove(0), created))
+    }
+
+    /// `start` for `attempts` jobs of one spec, each in a worktree of its own, tied
+    /// by a group id (none for one attempt). Returns them oldest first; a retry
+    /// with the same `request_id` returns the same jobs.
+    pub async fn start_attempts(
+        self: &Arc<Self>,
+        spec: JobSpec,
+        request_id: Option<String>,
+        created_by: String,
+        attempts: usize,
+    ) -> Result<(Vec<Job>, bool)> {
+        if attempts > 1 && spec.isolation == Isolation::None {
+            return Err(Error::InvalidArgument(format!(
+                "{attempts} attempts need isolation worktree: in one checkout they would \
+                 edit each other's files"
+            )));
+        }
+        self.blocking(move |manager| {
+            manager.start_blocking(spec, request_id, created_by, attempts.max(1))
+        })
+        .await
     }
 
     fn start_blocking(
@@ -32,13 +59,14 @@ impl JobManager {
         spec: JobSpec,
         request_id: Option<String>,
         created_by: String,
-    ) -> Result<(Job, bool)> {
+        attempts: usize,
+    ) -> Result<(Vec<Job>, bool)> {
         let retention_start = now_millis() - REQUEST_ID_RETENTION.as_millis() as i64;
-        // A retry gets its job back whatever has changed since (a full queue, say).
+        // A retry gets its jobs back whatever has changed since (a full queue, say).
         if let Some(request_id) = &request_id
             && let Some(existing) = self.store.find_request(request_id, retention_start)?
         {
-            return Ok((self.job(existing.id)?, false));
+            return Ok((self.attempts_of(existing)?, false));
         }
         // Checked here when only this host may take the job; else by the host that
         // takes it (a cwd exists on some hosts only, each has a policy of its own).
@@ -47,24 +75,65 @@ impl JobManager {
         } else {
             spec
         };
-        let job = Job::queued(spec, request_id, created_by);
-        let id = job.id;
-        match self
-            .store
-            .insert(&job, retention_start, self.config.max_queued)?
-        {
-            Inserted::New(_) => {}
-            // A concurrent Start with the same request id came first.
-            Inserted::Existing(existing) => return Ok((self.job(existing.id)?, false)),
-            Inserted::QueueFull(waiting) => {
-                return Err(Error::ResourceExhausted(format!(
-                    "the queue is full ({waiting} jobs waiting); try again when jobs have finished"
-                )));
+        let group = match attempts {
+            1 => String::new(),
+            _ => JobId::new().to_string(),
+        };
+        let mut ids = Vec::with_capacity(attempts);
+        for attempt in 0..attempts {
+            // The first attempt carries the request id; the others, one of their own.
+            let request_id = request_id.as_ref().map(|id| match attempt {
+                0 => id.clone(),
+                n => format!("{id}#{n}"),
+            });
+            let mut job = Job::queued(spec.clone(), request_id, created_by.clone());
+            job.group = group.clone();
+            // The first insert makes sure there is room for every attempt.
+            let max_queued = self
+                .config
+                .max_queued
+                .saturating_sub(attempts - 1 - attempt);
+            match self.store.insert(&job, retention_start, max_queued)? {
+                Inserted::New(_) => ids.push(job.id),
+                // A concurrent Start with the same request id came first.
+                Inserted::Existing(existing) if attempt == 0 => {
+                    return Ok((self.attempts_of(*existing)?, false));
+                }
+                Inserted::Existing(existing) => ids.push(existing.id),
+                Inserted::QueueFull(waiting) => {
+                    let queued = match attempt {
+                        0 => String::new(),
+                        n => format!(" ({n} of the {attempts} attempts are queued)"),
+                    };
+                    return Err(Error::ResourceExhausted(format!(
+                        "the queue is full ({waiting} jobs waiting, {attempts} more asked for); \
+                         try again when jobs have finished{queued}"
+                    )));
+                }
             }
+            tracing::info!(job = %job.id, "job queued");
         }
-        tracing::info!(job = %id, "job queued");
         self.dispatch();
-        Ok((self.job(id)?, true))
+        let jobs = ids
+            .into_iter()
+            .map(|id| self.job(id))
+            .collect::<Result<_>>()?;
+        Ok((jobs, true))
+    }
+
+    /// A job and the other attempts of its group, oldest first.
+    fn attempts_of(&self, job: Job) -> Result<Vec<Job>> {
+        if job.group.is_empty() {
+            return Ok(vec![self.job(job.id)?]);
+        }
+        let filter = ListFilter {
+            group: job.group.clone(),
+            limit: MAX_ATTEMPTS,
+            ..ListFilter::default()
+        };
+        let mut jobs = self.list_page(&filter)?.jobs;
+        jobs.reverse();
+        Ok(jobs)
     }
 
     /// The host's rules: where jobs may run and how much they may do. Returns the
@@ -100,6 +169,13 @@ impl JobManager {
                 spec.sandbox.name(),
                 max.name()
             )));
+        }
+        if let Isolation::Worktree { base } = &mut spec.isolation {
+            // Resolved once, here: every attempt of a group starts from the same commit.
+            let repo = worktree::repository(&spec.cwd)
+                .map_err(|err| Error::InvalidArgument(err.to_string()))?;
+            *base = worktree::resolve(&repo, base)
+                .map_err(|err| Error::InvalidArgument(err.to_string()))?;
         }
         Ok(spec)
     }

@@ -60,6 +60,7 @@ impl LeftState {
             reasoning_effort: None,
             pool: DEFAULT_POOL.into(),
             host: String::new(),
+            isolation: crate::job::Isolation::None,
         }
     }
 

@@ -89,6 +89,7 @@ mod tests {
             reasoning_effort: None,
             pool: crate::job::DEFAULT_POOL.into(),
             host: String::new(),
+            isolation: crate::job::Isolation::None,
         }
     }
 

@@ -61,6 +61,16 @@ impl JobDir {
         self.0.join("last_message")
     }
 
+    /// The git worktree of a job with isolation `worktree`.
+    pub fn worktree(&self) -> PathBuf {
+        self.0.join("worktree")
+    }
+
+    /// The patch of what a job in a worktree changed, written when it ends.
+    pub fn patch(&self) -> PathBuf {
+        self.0.join("change.patch")
+    }
+
     pub fn status(&self) -> PathBuf {
         self.0.join(STATUS_FILE)
     }

@@ -10,10 +10,10 @@ use prost_types::Timestamp;
 use crate::{
     error::Error,
     job::{
-        DEFAULT_POOL, FailureReason, Job, JobId, JobSpec, JobState, Millis, OutputStream,
-        ReasoningEffort, Sandbox,
+        Change, DEFAULT_POOL, FailureReason, Isolation, Job, JobId, JobSpec, JobState, Millis,
+        OutputStream, ReasoningEffort, Sandbox,
     },
-    manager::HostStatus,
+    manager::{HostStatus, MAX_ATTEMPTS},
 };
 
 pub const MAX_PROMPT_BYTES: usize = 1024 * 1024;
@@ -30,6 +30,8 @@ const MAX_LABEL_KEY: usize = 64;
 const MAX_LABEL_VALUE: usize = 256;
 const MAX_REQUEST_ID: usize = 128;
 const MAX_MODEL: usize = 256;
+/// The longest worktree base.
+const MAX_BASE: usize = 256;
 /// The longest pool or host name.
 pub const MAX_HOST_NAME: usize = 64;
 
@@ -149,6 +151,7 @@ pub fn spec(spec: Option<pb::JobSpec>) -> Result<JobSpec, Error> {
         "" => String::new(),
         host => host_name("host", host)?,
     };
+    let isolation = isolation(spec.isolation, spec.base)?;
     Ok(JobSpec {
         prompt: spec.prompt,
         cwd: PathBuf::from(spec.cwd),
@@ -160,7 +163,66 @@ pub fn spec(spec: Option<pb::JobSpec>) -> Result<JobSpec, Error> {
         reasoning_effort,
         pool,
         host,
+        isolation,
     })
+}
+
+/// Where Codex works, with the base of a worktree.
+fn isolation(value: i32, base: String) -> Result<Isolation, Error> {
+    let worktree = match pb::Isolation::try_from(value) {
+        Ok(pb::Isolation::Unspecified | pb::Isolation::None) => false,
+        Ok(pb::Isolation::Worktree) => true,
+        Err(_) => {
+            return Err(invalid(format!(
+                "unknown isolation {value}; allowed: ISOLATION_NONE (1), ISOLATION_WORKTREE (2)"
+            )));
+        }
+    };
+    if !worktree {
+        if !base.is_empty() {
+            return Err(invalid(
+                "base is the commit a worktree starts at: it needs isolation ISOLATION_WORKTREE"
+                    .into(),
+            ));
+        }
+        return Ok(Isolation::None);
+    }
+    // It lands in git's argv (after --end-of-options): never a flag, never a line.
+    if base.len() > MAX_BASE
+        || base.starts_with('-')
+        || base.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(invalid(format!(
+            "base must be a commit, branch or tag of at most {MAX_BASE} characters, without \
+             spaces and not starting with '-', got {}",
+            quoted(&base)
+        )));
+    }
+    Ok(Isolation::Worktree { base })
+}
+
+/// How many attempts a Start asks for: zero means one.
+pub fn attempts(attempts: u32) -> Result<usize, Error> {
+    match attempts as usize {
+        0 => Ok(1),
+        n @ 1..=MAX_ATTEMPTS => Ok(n),
+        n => Err(invalid(format!(
+            "attempts must be between 1 and {MAX_ATTEMPTS}, got {n}"
+        ))),
+    }
+}
+
+/// A group id filter: empty, or a group's id (a UUID v7).
+pub fn group(text: String) -> Result<String, Error> {
+    if !text.is_empty() {
+        text.parse::<JobId>().map_err(|_| {
+            invalid(format!(
+                "group must be a group id (a UUID v7), got {}",
+                quoted(&text)
+            ))
+        })?;
+    }
+    Ok(text)
 }
 
 /// A pool's or a host's name, as `what` of a job.
@@ -415,6 +477,15 @@ impl From<Job> for pb::Job {
                     .into(),
                 pool: spec.pool,
                 host: spec.host,
+                isolation: match spec.isolation {
+                    Isolation::None => pb::Isolation::Unspecified,
+                    Isolation::Worktree { .. } => pb::Isolation::Worktree,
+                }
+                .into(),
+                base: match spec.isolation {
+                    Isolation::None => String::new(),
+                    Isolation::Worktree { base } => base,
+                },
             }),
             state: pb::JobState::from(job.state).into(),
             failure_reason: job
@@ -442,6 +513,32 @@ impl From<Job> for pb::Job {
             output_note: job.outcome.output_note,
             host: job.host,
             host_unreachable: job.host_unreachable,
+            group: job.group,
+            change: job.change.map(Into::into),
+        }
+    }
+}
+
+impl From<Change> for pb::Change {
+    fn from(change: Change) -> Self {
+        pb::Change {
+            base_commit: change.base_commit,
+            head_commit: change.head_commit,
+            branch: change.branch,
+            files: change
+                .files
+                .into_iter()
+                .map(|file| {
+                    let (added, removed) = file.lines.unwrap_or_default();
+                    pb::FileChange {
+                        path: file.path,
+                        lines_added: added,
+                        lines_removed: removed,
+                        binary: file.lines.is_none(),
+                    }
+                })
+                .collect(),
+            patch_size: change.patch_size,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Jobs that run on another host of the fleet: their output and their runner are
-//! there, so Poll, Follow, Cancel and Delete of them go to that host's service, at
+//! there, so Poll, Follow, Cancel, Delete, Diff and Apply of them go to that host's service, at
 //! the address it advertises, with this host's fleet credentials. What that host
 //! answers (errors included) goes back to the caller as it came.
 
@@ -69,6 +69,26 @@ impl Fleet {
         let mut client = self.client(host).await?;
         client
             .cancel(job_id)
+            .await
+            .map_err(|err| unreachable(host, &err))
+    }
+
+    pub async fn diff(
+        &self,
+        host: &str,
+        request: pb::DiffRequest,
+    ) -> Result<pb::DiffResponse, Status> {
+        let mut client = self.client(host).await?;
+        client
+            .diff(request)
+            .await
+            .map_err(|err| unreachable(host, &err))
+    }
+
+    pub async fn apply(&self, host: &str, job_id: &str) -> Result<pb::ApplyResponse, Status> {
+        let mut client = self.client(host).await?;
+        client
+            .apply(job_id)
             .await
             .map_err(|err| unreachable(host, &err))
     }

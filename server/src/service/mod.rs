@@ -81,12 +81,13 @@ impl JobService {
         &self,
         caller: &Caller,
         request: pb::StartRequest,
-    ) -> Result<(Job, bool), Status> {
+    ) -> Result<(Vec<Job>, bool), Status> {
         let spec = convert::spec(request.spec)?;
         let request_id = convert::request_id(request.request_id)?;
+        let attempts = convert::attempts(request.attempts)?;
         Ok(self
             .manager
-            .start(spec, request_id, caller.name.clone())
+            .start_attempts(spec, request_id, caller.name.clone(), attempts)
             .await?)
     }
 }
@@ -115,15 +116,26 @@ impl CodexJobs for JobService {
         let caller = require(&request, Scope::Write)?;
         let started = self.start_job(&caller, request.into_inner()).await;
         let (job, outcome) = match &started {
-            Ok((job, true)) => (job.id.to_string(), "created".to_string()),
-            Ok((job, false)) => (job.id.to_string(), "existing job returned".to_string()),
+            Ok((jobs, created)) => (
+                jobs.iter()
+                    .map(|job| job.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                match created {
+                    true => "created",
+                    false => "existing job returned",
+                }
+                .to_string(),
+            ),
             Err(status) => ("-".into(), status.message().to_string()),
         };
         audit("start", &caller, &job, &outcome);
-        let (job, created) = started?;
+        let (jobs, created) = started?;
+        let attempts: Vec<pb::Job> = jobs.into_iter().map(Into::into).collect();
         Ok(Response::new(pb::StartResponse {
-            job: Some(job.into()),
+            job: attempts.first().cloned(),
             created,
+            attempts,
         }))
     }
 
@@ -258,6 +270,7 @@ impl CodexJobs for JobService {
             before: convert::page_token(&request.page_token)?,
             limit: convert::page_size(request.page_size)?,
             min_disk_bytes: request.min_disk_bytes,
+            group: convert::group(request.group)?,
         };
         let page = self.manager.list(filter).await?;
         Ok(Response::new(pb::ListResponse {
@@ -341,6 +354,60 @@ impl CodexJobs for JobService {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn diff(
+        &self,
+        request: Request<pb::DiffRequest>,
+    ) -> Result<Response<pb::DiffResponse>, Status> {
+        require(&request, Scope::Read)?;
+        let request = request.into_inner();
+        let id = convert::job_id(&request.job_id)?;
+        let max_bytes = convert::max_bytes(request.max_bytes)?;
+        let diff = match self.manager.diff(id, request.offset, max_bytes).await {
+            Ok(diff) => diff,
+            Err(Error::RunsElsewhere { host, .. }) => {
+                return Ok(Response::new(self.fleet.diff(&host, request).await?));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        Ok(Response::new(pb::DiffResponse {
+            job: Some(diff.job.into()),
+            patch: diff.window.bytes,
+            start_offset: diff.window.start,
+            next_offset: diff.window.end,
+            size: diff.window.size,
+            truncated: diff.window.truncated,
+        }))
+    }
+
+    async fn apply(
+        &self,
+        request: Request<pb::ApplyRequest>,
+    ) -> Result<Response<pb::ApplyResponse>, Status> {
+        let caller = require(&request, Scope::Write)?;
+        let id = convert::job_id(&request.into_inner().job_id)?;
+        let applied = match self.manager.apply(id).await {
+            Ok(applied) => Ok(pb::ApplyResponse {
+                job: Some(applied.job.into()),
+                checkout: applied.checkout,
+                files: applied.files,
+            }),
+            Err(Error::RunsElsewhere { host, .. }) => {
+                self.fleet.apply(&host, &id.to_string()).await
+            }
+            Err(err) => Err(Status::from(err)),
+        };
+        let outcome = match &applied {
+            Ok(applied) => format!(
+                "{} files changed in {}",
+                applied.files.len(),
+                applied.checkout
+            ),
+            Err(status) => status.message().to_string(),
+        };
+        audit("apply", &caller, &id.to_string(), &outcome);
+        Ok(Response::new(applied?))
     }
 
     async fn list_hosts(

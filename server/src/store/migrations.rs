@@ -69,6 +69,11 @@ CREATE TABLE IF NOT EXISTS job_labels (
          started_at   INTEGER NOT NULL,
          heartbeat_at INTEGER NOT NULL
      ) WITHOUT ROWID;",
+    // 5: jobs in worktrees of their own, attempts started together, what they changed.
+    "ALTER TABLE jobs ADD COLUMN worktree_base TEXT; -- NULL: no worktree
+     ALTER TABLE jobs ADD COLUMN group_id TEXT NOT NULL DEFAULT '';
+     ALTER TABLE jobs ADD COLUMN change TEXT;        -- JSON Change
+     CREATE INDEX jobs_by_group ON jobs (group_id, id) WHERE group_id <> '';",
 ];
 
 /// PostgreSQL: the versions applied are rows of `schema_migrations`. Ids are text
@@ -136,6 +141,11 @@ CREATE TABLE job_labels (
          started_at   BIGINT NOT NULL,
          heartbeat_at BIGINT NOT NULL
      );",
+    // 5: as for SQLite.
+    "ALTER TABLE jobs ADD COLUMN worktree_base TEXT;
+     ALTER TABLE jobs ADD COLUMN group_id TEXT NOT NULL DEFAULT '';
+     ALTER TABLE jobs ADD COLUMN change TEXT;
+     CREATE INDEX jobs_by_group ON jobs (group_id, id) WHERE group_id <> '';",
 ];
 
 /// The refusal of a database a newer server has migrated.

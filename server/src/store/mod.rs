@@ -25,8 +25,8 @@ use std::{
 use tokio::sync::broadcast;
 
 use crate::job::{
-    FailureReason, Host, Job, JobId, JobSpec, JobState, ListFilter, Millis, Outcome, Page,
-    ProcessIdentity, ReasoningEffort, TokenUsage, WatchFilter,
+    Change as WorkChange, FailureReason, Host, Isolation, Job, JobId, JobSpec, JobState,
+    ListFilter, Millis, Outcome, Page, ProcessIdentity, ReasoningEffort, TokenUsage, WatchFilter,
 };
 
 /// Where a PostgreSQL store is, and how to trust it.
@@ -416,13 +416,16 @@ struct JobRow {
     pool: String,
     target_host: String,
     host: String,
+    worktree_base: Option<String>,
+    group_id: String,
+    change: Option<String>,
 }
 
 /// The columns a `JobRow` is read from, in its order.
 const JOB_COLUMNS: &str = "id, state, request_id, created_at, started_at, finished_at, prompt, \
     cwd, model, sandbox, timeout_ms, resume_thread_id, labels, failure_reason, error, exit_code, \
     signal, thread_id, final_message, usage, output_size, created_by, output_note, \
-    reasoning_effort, disk_bytes, pool, target_host, host";
+    reasoning_effort, disk_bytes, pool, target_host, host, worktree_base, group_id, change";
 
 /// A value read from `column` that this server cannot make sense of.
 fn bad_column(column: &str, value: &str) -> StoreError {
@@ -454,6 +457,12 @@ impl JobRow {
                 serde_json::from_str::<TokenUsage>(&text).map_err(|_| bad_column("usage", &text))
             })
             .transpose()?;
+        let change = self
+            .change
+            .map(|text| {
+                serde_json::from_str::<WorkChange>(&text).map_err(|_| bad_column("change", &text))
+            })
+            .transpose()?;
         Ok(Job {
             id: self.id.parse().map_err(|_| bad_column("id", &self.id))?,
             spec: JobSpec {
@@ -473,6 +482,10 @@ impl JobRow {
                 reasoning_effort,
                 pool: self.pool,
                 host: self.target_host,
+                isolation: match self.worktree_base {
+                    None => Isolation::None,
+                    Some(base) => Isolation::Worktree { base },
+                },
             },
             request_id: self.request_id,
             state: named("state", &self.state, JobState::from_name)?,
@@ -494,6 +507,8 @@ impl JobRow {
             created_by: self.created_by,
             host: self.host,
             host_unreachable: false,
+            group: self.group_id,
+            change,
         })
     }
 }
@@ -501,6 +516,20 @@ impl JobRow {
 /// How a job's spec and outcome are written: the same text in both backends.
 fn labels_text(job: &Job) -> String {
     serde_json::to_string(&job.spec.labels).expect("labels serialize")
+}
+
+/// The `worktree_base` column: NULL for a job without a worktree.
+fn worktree_base(job: &Job) -> Option<&str> {
+    match &job.spec.isolation {
+        Isolation::None => None,
+        Isolation::Worktree { base } => Some(base),
+    }
+}
+
+fn change_text(job: &Job) -> Option<String> {
+    job.change
+        .as_ref()
+        .map(|change| serde_json::to_string(change).expect("changes serialize"))
 }
 
 fn usage_text(job: &Job) -> Option<String> {

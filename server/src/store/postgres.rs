@@ -16,9 +16,9 @@ use tokio_postgres::{Config, Row, error::SqlState, types::ToSql};
 
 use super::{
     Announcement, Backend, Change, HOST_COLUMNS, HostRow, Inserted, JOB_COLUMNS, JobRow,
-    PostgresConfig, Result, StoreError, labels_text, migrations, pools_text,
+    PostgresConfig, Result, StoreError, change_text, labels_text, migrations, pools_text,
     query::{self, Arg, Query},
-    usage_text,
+    usage_text, worktree_base,
 };
 use crate::job::{
     FailureReason, Host, Job, JobId, JobState, Millis, ProcessIdentity, ReasoningEffort,
@@ -391,8 +391,9 @@ impl Backend for Postgres {
                 &tx,
                 "INSERT INTO jobs (id, state, request_id, created_at, prompt, cwd, model, \
                  sandbox, timeout_ms, resume_thread_id, labels, created_by, version, \
-                 reasoning_effort, pool, target_host) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                 reasoning_effort, pool, target_host, worktree_base, group_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 $17, $18)",
                 &[
                     &job.id.to_string(),
                     &job.state.name(),
@@ -410,6 +411,8 @@ impl Backend for Postgres {
                     &spec.reasoning_effort.map_or("", ReasoningEffort::name),
                     &spec.pool,
                     &spec.host,
+                    &worktree_base(job),
+                    &job.group,
                 ],
             )
             .await?;
@@ -489,7 +492,7 @@ impl Backend for Postgres {
                 "UPDATE jobs SET state = $2, started_at = $3, finished_at = $4, \
                      failure_reason = $5, error = $6, exit_code = $7, signal = $8, \
                      thread_id = $9, final_message = $10, usage = $11, output_size = $12, \
-                     output_note = $13, version = $14, disk_bytes = $15 \
+                     output_note = $13, version = $14, disk_bytes = $15, change = $18 \
                      WHERE id = $1 AND state = $17 AND host = $16",
                 &[
                     &job.id.to_string(),
@@ -509,6 +512,7 @@ impl Backend for Postgres {
                     &(job.disk_bytes as i64),
                     &job.host,
                     &was.name(),
+                    &change_text(job),
                 ],
             )
             .await?;
@@ -795,5 +799,8 @@ fn job_row(row: &Row) -> Result<JobRow> {
         pool: row.try_get("pool")?,
         target_host: row.try_get("target_host")?,
         host: row.try_get("host")?,
+        worktree_base: row.try_get("worktree_base")?,
+        group_id: row.try_get("group_id")?,
+        change: row.try_get("change")?,
     })
 }

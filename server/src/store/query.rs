@@ -65,6 +65,10 @@ pub fn list(filter: &ListFilter) -> Query {
         query.args.push(Arg::Text(before.to_string()));
     }
     query.labels(&filter.labels);
+    if !filter.group.is_empty() {
+        query.sql += " AND group_id = ?";
+        query.args.push(Arg::Text(filter.group.clone()));
+    }
     if filter.min_disk_bytes > 0 {
         query.sql += " AND disk_bytes >= ?";
         query

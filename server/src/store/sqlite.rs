@@ -11,9 +11,9 @@ use rusqlite::{
 
 use super::{
     Announcement, Backend, HOST_COLUMNS, HostRow, Inserted, JOB_COLUMNS, JobRow, Result,
-    labels_text, migrations, pools_text,
+    change_text, labels_text, migrations, pools_text,
     query::{self, Arg, Query},
-    usage_text,
+    usage_text, worktree_base,
 };
 use crate::job::{
     FailureReason, Host, Job, JobId, JobState, Millis, ProcessIdentity, ReasoningEffort,
@@ -156,8 +156,9 @@ impl Backend for Sqlite {
         tx.execute(
             "INSERT INTO jobs (id, state, request_id, created_at, prompt, cwd, model, sandbox, \
              timeout_ms, resume_thread_id, labels, created_by, version, reasoning_effort, pool, \
-             target_host) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             target_host, worktree_base, group_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+             ?18)",
             params![
                 job.id.to_string(),
                 job.state.name(),
@@ -175,6 +176,8 @@ impl Backend for Sqlite {
                 spec.reasoning_effort.map_or("", ReasoningEffort::name),
                 spec.pool,
                 spec.host,
+                worktree_base(job),
+                job.group,
             ],
         )?;
         for (key, value) in &spec.labels {
@@ -249,7 +252,8 @@ impl Backend for Sqlite {
                 "UPDATE jobs SET state = ?2, started_at = ?3, finished_at = ?4, \
                  failure_reason = ?5, error = ?6, exit_code = ?7, signal = ?8, thread_id = ?9, \
                  final_message = ?10, usage = ?11, output_size = ?12, output_note = ?13, \
-                 version = ?14, disk_bytes = ?15 WHERE id = ?1 AND state = ?17 AND host = ?16",
+                 version = ?14, disk_bytes = ?15, change = ?18 \
+                 WHERE id = ?1 AND state = ?17 AND host = ?16",
                 params![
                     job.id.to_string(),
                     job.state.name(),
@@ -268,6 +272,7 @@ impl Backend for Sqlite {
                     job.disk_bytes as i64,
                     job.host,
                     was.name(),
+                    change_text(job),
                 ],
             )
         })
@@ -493,5 +498,8 @@ fn job_row(row: &Row) -> rusqlite::Result<JobRow> {
         pool: row.get("pool")?,
         target_host: row.get("target_host")?,
         host: row.get("host")?,
+        worktree_base: row.get("worktree_base")?,
+        group_id: row.get("group_id")?,
+        change: row.get("change")?,
     })
 }

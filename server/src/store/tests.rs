@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::job::Sandbox;
+use crate::job::{Change, FileChange, Sandbox};
 
 fn spec(labels: &[(&str, &str)]) -> JobSpec {
     JobSpec {
@@ -21,6 +21,9 @@ fn spec(labels: &[(&str, &str)]) -> JobSpec {
         reasoning_effort: Some(ReasoningEffort::Medium),
         pool: "gpu".into(),
         host: "box-2".into(),
+        isolation: crate::job::Isolation::Worktree {
+            base: "0123abc".into(),
+        },
     }
 }
 
@@ -46,6 +49,7 @@ fn jobs_round_trip_through_the_database() {
         Some("req-1".into()),
         "token ci".into(),
     );
+    job.group = JobId::new().to_string();
     insert(&store, &job);
     assert_eq!(store.get(job.id).unwrap().unwrap(), job);
 
@@ -65,6 +69,22 @@ fn jobs_round_trip_through_the_database() {
         output_tokens: 3,
     });
     job.output_size = 42;
+    job.change = Some(Change {
+        base_commit: "0123abc".into(),
+        head_commit: "4567def".into(),
+        branch: format!("codex-jobs/{}", job.id),
+        files: vec![
+            FileChange {
+                path: "src/lib.rs".into(),
+                lines: Some((3, 1)),
+            },
+            FileChange {
+                path: "logo.png".into(),
+                lines: None,
+            },
+        ],
+        patch_size: 512,
+    });
     assert!(store.finish(&job, JobState::Queued).unwrap());
     assert_eq!(store.get(job.id).unwrap().unwrap(), job);
 }
@@ -123,6 +143,25 @@ fn list_pages_newest_first_with_filters() {
         .unwrap();
     let listed: Vec<JobId> = even.jobs.iter().map(|j| j.id).collect();
     assert_eq!(listed, vec![ids[4], ids[2], ids[0]]);
+
+    let group = JobId::new().to_string();
+    let attempts: Vec<JobId> = (0..2)
+        .map(|_| {
+            let mut job = Job::queued(spec(&[]), None, String::new());
+            job.group = group.clone();
+            insert(&store, &job);
+            job.id
+        })
+        .collect();
+    let grouped = store
+        .list(&ListFilter {
+            limit: 10,
+            group,
+            ..ListFilter::default()
+        })
+        .unwrap();
+    let listed: Vec<JobId> = grouped.jobs.iter().map(|j| j.id).collect();
+    assert_eq!(listed, vec![attempts[1], attempts[0]]);
 }
 
 #[test]
