@@ -8,7 +8,7 @@
 //! let started = client
 //!     .start(pb::StartRequest {
 //!         spec: Some(pb::JobSpec { prompt: "fix the tests".into(), cwd: "/src/app".into(), ..Default::default() }),
-//!         request_id: String::new(),
+//!         ..Default::default()
 //!     })
 //!     .await?;
 //! # Ok(()) }
