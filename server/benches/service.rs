@@ -325,6 +325,145 @@ async fn bench_start(server: &TestServer, scale: &Scale, table: &mut Table) {
     );
 }
 
+/// A git repository of `files` small files, 100 to a directory, committed.
+fn big_repository(dir: &Path, files: usize) {
+    for n in 0..files {
+        let sub = dir.join(format!("src/m{:03}", n / 100));
+        if n % 100 == 0 {
+            std::fs::create_dir_all(&sub).unwrap();
+        }
+        let text = format!("// file {n}\npub fn f{n}() -> usize {{\n    {n}\n}}\n");
+        std::fs::write(sub.join(format!("f{n}.rs")), text).unwrap();
+    }
+    let git = |args: &[&str]| {
+        let status = Command::new("git")
+            .current_dir(dir)
+            .args(["-c", "user.name=bench", "-c", "user.email=bench@localhost"])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    };
+    git(&["init", "--quiet"]);
+    git(&["add", "--all"]);
+    git(&["commit", "--quiet", "-m", "files"]);
+}
+
+/// What a worktree costs a job: Start, its first output and its end (with the
+/// change summed up) in a repository of many files, with and without a worktree.
+async fn bench_worktree(server: &TestServer, scale: &Scale, table: &mut Table) {
+    let files = if scale.quick { 1_000 } else { 10_000 };
+    let scratch = tempfile::tempdir().unwrap();
+    let repo = scratch.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    big_repository(&repo, files);
+    // The floor: git itself making (and removing) such a worktree.
+    let mut by_git = Vec::new();
+    for n in 0..scale.starts.min(30) {
+        let path = scratch.path().join(format!("by-git-{n}"));
+        let git = |args: &[&str]| {
+            let status = Command::new("git")
+                .current_dir(&repo)
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(status.success(), "git {args:?}");
+        };
+        let started = Instant::now();
+        git(&[
+            "worktree",
+            "add",
+            "--quiet",
+            "--detach",
+            path.to_str().unwrap(),
+        ]);
+        by_git.push(started.elapsed());
+        git(&["worktree", "remove", "--force", path.to_str().unwrap()]);
+    }
+    table.add(
+        format!("git worktree add alone, {files}-file repository"),
+        show_p50_p99(by_git),
+        "(git's own cost)",
+    );
+    let mut client = server.client().await;
+    for isolation in [pb::Isolation::None, pb::Isolation::Worktree] {
+        let (mut starts, mut first_output, mut ended) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..scale.starts.min(30) {
+            let spec = pb::JobSpec {
+                cwd: repo.display().to_string(),
+                isolation: isolation.into(),
+                ..server.spec("run echo changed >> src/m000/f0.rs\nsay ready")
+            };
+            let started = Instant::now();
+            let response = client
+                .start(pb::StartRequest {
+                    spec: Some(spec),
+                    ..Default::default()
+                })
+                .await
+                .expect("Start");
+            starts.push(started.elapsed());
+            let job_id = response.job.unwrap().id;
+            let mut stream = client
+                .follow(pb::FollowRequest {
+                    job_id: job_id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .expect("Follow");
+            let mut first = None;
+            while let Some(message) = stream.message().await.expect("stream") {
+                match message.event {
+                    Some(pb::follow_response::Event::Output(_)) if first.is_none() => {
+                        first = Some(started.elapsed());
+                    }
+                    Some(pb::follow_response::Event::Job(job))
+                        if codex_jobs_client::is_finished(&job) =>
+                    {
+                        assert_eq!(job.state(), pb::JobState::Succeeded, "{job:?}");
+                        ended.push(started.elapsed());
+                    }
+                    _ => {}
+                }
+            }
+            first_output.push(first.expect("output"));
+            client.delete(&job_id).await.expect("Delete");
+            if isolation == pb::Isolation::None {
+                // Each plain job starts from the same clean checkout.
+                let status = Command::new("git")
+                    .current_dir(&repo)
+                    .args(["checkout", "--quiet", "."])
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+            }
+        }
+        let how = match isolation {
+            pb::Isolation::Worktree => "in a worktree",
+            _ => "in the checkout",
+        };
+        let target = match isolation {
+            pb::Isolation::Worktree => "(the cost of a worktree)",
+            _ => "(the baseline)",
+        };
+        table.add(
+            format!("Start RPC, {files}-file repository, {how}"),
+            show_p50_p99(starts),
+            target,
+        );
+        table.add(
+            format!("Start until the first output byte, {files} files, {how}"),
+            show_p50_p99(first_output),
+            target,
+        );
+        table.add(
+            format!("Start until ended (change summed up), {files} files, {how}"),
+            show_p50_p99(ended),
+            target,
+        );
+    }
+}
+
 /// For each line of a `ticks` job (the wall-clock time it was printed, in ns), how
 /// long it took to reach this follower.
 async fn tick_latencies(mut stream: tonic::Streaming<pb::FollowResponse>) -> Vec<Duration> {
@@ -1271,7 +1410,8 @@ async fn main() {
     }
     let quick = std::env::args().any(|arg| arg == "--quick");
     // `--only load`: just the figures of one part (poll, start, follow, load,
-    // bridge, validation, agent, tls, clients, store, backends, running, fleet), when
+    // bridge, validation, agent, tls, clients, worktree, store, backends, running,
+    // fleet), when
     // working on it.
     let only = std::env::args().skip_while(|arg| arg != "--only").nth(1);
     let part = |name: &str| only.as_deref().is_none_or(|only| only == name);
@@ -1309,6 +1449,9 @@ async fn main() {
     }
     if part("clients") {
         bench_clients(&server, &small_job, &scale, &mut table).await;
+    }
+    if part("worktree") {
+        bench_worktree(&server, &scale, &mut table).await;
     }
     drop(server);
     if part("store") {

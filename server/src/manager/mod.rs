@@ -455,16 +455,40 @@ impl JobManager {
         let dir = self.job_dir(id);
         std::fs::create_dir_all(dir.path())
             .map_err(|err| Launch::Failed(format!("could not make the job's directory: {err}")))?;
-        let spec = self.in_worktree(id, spec).map_err(Launch::Failed)?;
+        if spec.isolation == Isolation::None {
+            return self.run(id, spec).map_err(Launch::Failed);
+        }
+        // Checking out a large repository takes a while: not on the time of the
+        // Start whose dispatch claimed the job. The job runs (its slot is taken)
+        // from now on; a cancel meanwhile ends its runner as soon as it starts.
+        let manager = self.clone();
+        tokio::runtime::Handle::current().spawn_blocking(move || {
+            let started = manager
+                .in_worktree(id, spec)
+                .and_then(|spec| manager.run(id, spec));
+            if let Err(error) = started {
+                tracing::warn!(job = %id, "could not start the job: {error}");
+                let outcome = Outcome {
+                    failure_reason: Some(FailureReason::StartFailed),
+                    error,
+                    ..Outcome::default()
+                };
+                manager.finish(id, JobState::Failed, outcome, None);
+            }
+        });
+        Ok(())
+    }
+
+    /// Starts the runner of a job this host has claimed, with `spec` as it runs.
+    fn run(self: &Arc<Self>, id: JobId, spec: JobSpec) -> std::result::Result<(), String> {
+        let dir = self.job_dir(id);
         // Watch before the runner writes anything, so no change goes unnoticed.
         let spawned = self.watcher.add(id, dir.path()).and_then(|()| {
             let timeout = spec.timeout.unwrap_or(self.config.default_timeout);
             Runner::spawn(&self.config.runner, &dir, &spec, timeout)
         });
         let runner =
-            Arc::new(spawned.map_err(|err| {
-                Launch::Failed(format!("could not start the job's runner: {err}"))
-            })?);
+            Arc::new(spawned.map_err(|err| format!("could not start the job's runner: {err}"))?);
         // Lets a restarted server adopt the runner even before its first record.
         if let Err(err) = self.store.set_runner(id, runner.identity()) {
             tracing::warn!(job = %id, "could not store the runner's identity: {err}");
@@ -495,7 +519,9 @@ impl JobManager {
         };
         let path = self.job_dir(id).worktree();
         let repo = worktree::repository(&spec.cwd).map_err(|err| err.to_string())?;
+        let started = std::time::Instant::now();
         worktree::create(&repo, id, base, &path).map_err(|err| err.to_string())?;
+        tracing::info!(job = %id, took = ?started.elapsed(), "made the job's worktree");
         spec.cwd = path.join(repo.subdir);
         Ok(spec)
     }
