@@ -411,3 +411,76 @@ async fn a_job_one_host_may_not_run_goes_to_another_of_its_pool_or_fails_saying_
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_worktree_job_on_one_host_is_diffed_and_applied_through_another() {
+    let Some(postgres) = Postgres::start() else {
+        return;
+    };
+    postgres.create_database("fleet");
+    let a = host(&postgres, "a", &["default"], 2).await;
+    let b = host(&postgres, "b", &["gpu"], 2).await;
+    let scratch = tempfile::tempdir().unwrap();
+    let repo = scratch.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    std::fs::write(repo.join("README"), "hello\n").unwrap();
+    for args in [
+        &["init", "--quiet"][..],
+        &["add", "README"],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "--quiet",
+            "-m",
+            "start",
+        ],
+    ] {
+        let status = std::process::Command::new("git")
+            .current_dir(&repo)
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    }
+    // Started through a, which runs no gpu job: b checks it, resolves its base (HEAD)
+    // and makes its worktree.
+    let job = a
+        .start_spec(pb::JobSpec {
+            cwd: repo.display().to_string(),
+            isolation: pb::Isolation::Worktree.into(),
+            ..spec_for(&a, "run echo by-b >> README\nsay done", "gpu", "")
+        })
+        .await;
+    let (job, _) = a.wait_finished(&job.id).await;
+    assert_eq!(job.state(), pb::JobState::Succeeded, "{job:?}\n{}", b.log());
+    assert_eq!(job.host, "b");
+    let change = job.change.expect("a change");
+    assert_eq!(change.files.len(), 1);
+    assert_eq!(change.files[0].path, "README");
+
+    let mut through_a = a.client().await;
+    let (_, patch) = through_a.whole_diff(&job.id).await.unwrap();
+    let patch = String::from_utf8(patch).unwrap();
+    assert!(patch.contains(" hello\n+by-b\n"), "{patch}");
+    assert_eq!(patch.len() as u64, change.patch_size);
+    let applied = through_a.apply(&job.id).await.unwrap();
+    assert_eq!(applied.files, vec!["README".to_string()]);
+    assert_eq!(
+        std::fs::read_to_string(repo.join("README")).unwrap(),
+        "hello\nby-b\n"
+    );
+    // Its worktree is b's to remove, with the job.
+    through_a.delete(&job.id).await.unwrap();
+    let worktrees = std::process::Command::new("git")
+        .current_dir(&repo)
+        .args(["worktree", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&worktrees.stdout).lines().count(),
+        1
+    );
+}

@@ -517,8 +517,13 @@ impl JobManager {
         let Isolation::Worktree { base } = &spec.isolation else {
             return Ok(spec);
         };
-        let path = self.job_dir(id).worktree();
+        let dir = self.job_dir(id);
+        let path = dir.worktree();
         let repo = worktree::repository(&spec.cwd).map_err(|err| err.to_string())?;
+        // The stored spec may name a ref this host resolved (see `check_policy`):
+        // what the change is measured from is the commit.
+        std::fs::write(dir.worktree_base(), base)
+            .map_err(|err| format!("could not write {}: {err}", dir.worktree_base().display()))?;
         let started = std::time::Instant::now();
         worktree::create(&repo, id, base, &path).map_err(|err| err.to_string())?;
         tracing::info!(job = %id, took = ?started.elapsed(), "made the job's worktree");
@@ -530,15 +535,18 @@ impl JobManager {
     /// written beside its logs; `None` for other jobs, and for those whose worktree
     /// never came to be.
     fn summarize_change(&self, job: &Job) -> Option<Change> {
-        let Isolation::Worktree { base } = &job.spec.isolation else {
+        if job.spec.isolation == Isolation::None {
             return None;
-        };
+        }
         let dir = self.job_dir(job.id);
         let path = dir.worktree();
+        let Ok(base) = std::fs::read_to_string(dir.worktree_base()) else {
+            return None;
+        };
         if !path.exists() {
             return None;
         }
-        match worktree::summarize(&path, job.id, base, &dir.patch()) {
+        match worktree::summarize(&path, job.id, &base, &dir.patch()) {
             Ok(change) => Some(change),
             Err(err) => {
                 tracing::warn!(job = %job.id, "could not sum up what the job changed: {err}");

@@ -66,6 +66,11 @@ impl JobDir {
         self.0.join("worktree")
     }
 
+    /// The commit a job's worktree was made at.
+    pub fn worktree_base(&self) -> PathBuf {
+        self.0.join("worktree-base")
+    }
+
     /// The patch of what a job in a worktree changed, written when it ends.
     pub fn patch(&self) -> PathBuf {
         self.0.join("change.patch")
