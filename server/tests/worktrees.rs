@@ -432,6 +432,42 @@ async fn three_attempts_make_three_changes_a_group_wait_and_one_is_applied() {
 }
 
 #[tokio::test]
+async fn a_retried_start_of_attempts_returns_the_same_group() {
+    let server = TestServer::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let repo = repository(&scratch.path().join("repo"), &[("README", "hello\n")]);
+    let mut client = server.client().await;
+    let request = pb::StartRequest {
+        spec: Some(worktree_spec(&server, &repo, "say tried")),
+        request_id: "best-of-two".into(),
+        attempts: 2,
+    };
+    let first = client.start(request.clone()).await.unwrap();
+    assert!(first.created);
+    assert_eq!(first.attempts.len(), 2);
+    let group = &first.attempts[0].group;
+    assert!(!group.is_empty());
+    assert!(first.attempts.iter().all(|job| &job.group == group));
+    assert_eq!(first.job.as_ref().unwrap().id, first.attempts[0].id);
+
+    let again = client.start(request).await.unwrap();
+    assert!(!again.created);
+    let ids = |response: &pb::StartResponse| {
+        response
+            .attempts
+            .iter()
+            .map(|job| job.id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&again), ids(&first));
+    let listed = client.list(pb::ListRequest::default()).await.unwrap().jobs;
+    assert_eq!(listed.len(), 2, "a retry starts nothing");
+    for job in &first.attempts {
+        server.wait_finished(&job.id).await;
+    }
+}
+
+#[tokio::test]
 async fn bad_worktree_requests_get_clear_errors() {
     let server = TestServer::start().await;
     let scratch = tempfile::tempdir().unwrap();
