@@ -154,3 +154,17 @@ def proxy(endpoint: str) -> Iterator[CuttableProxy]:
     proxy = CuttableProxy(endpoint)
     yield proxy
     proxy.close()
+
+
+@pytest.fixture
+def repository(tmp_path) -> str:  # type: ignore[no-untyped-def]
+    """A git repository with one commit: `notes.txt` holding "base"."""
+    import subprocess
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "notes.txt").write_text("base\n")
+    identity = ["-c", "user.name=test", "-c", "user.email=test@example.com"]
+    for args in (["init", "--quiet"], ["add", "notes.txt"], [*identity, "commit", "--quiet", "-m", "start"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    return str(repo)

@@ -53,3 +53,18 @@ def test_the_async_client_starts_follows_across_a_cut_waits_lists_and_cancels(
             assert unknown.value.code == grpc.StatusCode.NOT_FOUND
 
     asyncio.run(scenario())
+
+
+def test_the_async_client_diffs_and_applies_a_worktree_job(endpoint: str, token: str, repository: str) -> None:
+    async def scenario() -> None:
+        async with AsyncClient(endpoint, token=token) as jobs:
+            (job,) = await jobs.start_attempts("run echo async >> notes.txt", 1, cwd=repository)
+            job = await jobs.wait(job.id, timeout=30)
+            assert job.change is not None and job.change.stat == "1 file, +1 -0"
+            assert b"+async\n" in await jobs.diff(job.id)
+            applied = await jobs.apply(job.id)
+            assert applied.files == ["notes.txt"] and applied.job.id == job.id
+
+    asyncio.run(scenario())
+    with open(f"{repository}/notes.txt") as notes:
+        assert notes.read() == "base\nasync\n"

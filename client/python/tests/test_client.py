@@ -245,3 +245,43 @@ def test_jobs_that_ended_are_deleted_one_by_one_or_by_age(jobs: Client, cwd: str
     assert list(jobs.list(labels=label)) == []
     with pytest.raises(ValueError):
         jobs.prune(timedelta(seconds=-1))
+
+
+def test_attempts_in_worktrees_are_diffed_and_one_is_applied(jobs: Client, repository: str) -> None:
+    attempts = jobs.start_attempts("run echo $$ >> notes.txt\nsay noted", 2, cwd=repository)
+    assert len(attempts) == 2
+    group = attempts[0].group
+    assert group is not None and all(job.group == group for job in attempts)
+    assert attempts[0].worktree_base is not None and len(attempts[0].worktree_base) == 40
+    ended = [jobs.wait(job.id, timeout=30) for job in attempts]
+    for job in ended:
+        assert job.state == JobState.SUCCEEDED
+        assert job.change is not None and job.change.stat == "1 file, +1 -0"
+        assert job.change.files[0].path == "notes.txt"
+    assert sorted(job.id for job in jobs.list(group=group)) == sorted(job.id for job in attempts)
+
+    patch = jobs.diff(attempts[0].id)
+    assert b"+++ b/notes.txt" in patch and len(patch) == ended[0].change.patch_size  # type: ignore[union-attr]
+    applied = jobs.apply(attempts[0].id)
+    assert applied.files == ["notes.txt"]
+    with open(f"{repository}/notes.txt") as notes:
+        taken = notes.read()
+    assert taken.startswith("base\n") and taken.count("\n") == 2
+    # The other attempt appended another line at the same place: a conflict.
+    with pytest.raises(JobsError) as refused:
+        jobs.apply(attempts[1].id)
+    assert refused.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "notes.txt" in refused.value.message
+    with open(f"{repository}/notes.txt") as notes:
+        assert notes.read() == taken
+
+
+def test_a_worktree_needs_a_repository_and_base_needs_a_worktree(jobs: Client, cwd: str) -> None:
+    with pytest.raises(JobsError) as refused:
+        jobs.start("say hi", cwd=cwd, worktree=True)
+    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not in a git repository" in refused.value.message
+    with pytest.raises(ValueError, match="worktree=True"):
+        jobs.start("say hi", cwd=cwd, base="main")
+    with pytest.raises(ValueError, match="between 1 and 16"):
+        jobs.start_attempts("say hi", 17, cwd=cwd)

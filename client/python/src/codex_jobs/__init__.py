@@ -12,7 +12,10 @@ from ._aio import AsyncClient
 from ._client import Client
 from ._connect import default_endpoint
 from ._model import (
+    Applied,
     CaughtUp,
+    Change,
+    FileChange,
     FollowEvent,
     Job,
     JobsError,
@@ -27,9 +30,12 @@ from ._model import (
 )
 
 __all__ = [
+    "Applied",
     "AsyncClient",
     "CaughtUp",
+    "Change",
     "Client",
+    "FileChange",
     "FollowEvent",
     "Job",
     "JobState",

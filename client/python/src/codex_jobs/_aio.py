@@ -14,7 +14,7 @@ from . import _model
 from ._client import LONG_POLL, SLACK
 from ._connect import resolve
 from ._follow import Follower, Watcher
-from ._model import FollowEvent, Job, JobsError, JobState, PollResult, Pruned, WatchEvent
+from ._model import Applied, FollowEvent, Job, JobsError, JobState, PollResult, Pruned, WatchEvent
 from ._proto import jobs_pb2 as pb
 from ._proto.jobs_pb2_grpc import CodexJobsStub
 
@@ -69,6 +69,8 @@ class AsyncClient:
         reasoning_effort: Optional[str] = None,
         pool: Optional[str] = None,
         host: Optional[str] = None,
+        worktree: bool = False,
+        base: Optional[str] = None,
     ) -> Job:
         """See `Client.start`."""
         request = _model.start_request(
@@ -83,6 +85,8 @@ class AsyncClient:
             reasoning_effort=reasoning_effort,
             pool=pool,
             host=host,
+            worktree=worktree,
+            base=base,
         )
         return _model.job_from_pb((await self._call(self._stub.Start, request)).job)
 
@@ -120,6 +124,64 @@ class AsyncClient:
         """See `Client.delete`."""
         return _model.job_from_pb((await self._call(self._stub.Delete, pb.DeleteRequest(job_id=job_id))).job)
 
+    async def start_attempts(
+        self,
+        prompt: str,
+        attempts: int,
+        *,
+        cwd: str,
+        base: Optional[str] = None,
+        model: Optional[str] = None,
+        sandbox: Optional[str] = None,
+        timeout: Union[float, timedelta, None] = None,
+        labels: Optional[Mapping[str, str]] = None,
+        request_id: Optional[str] = None,
+        reasoning_effort: Optional[str] = None,
+        pool: Optional[str] = None,
+        host: Optional[str] = None,
+    ) -> list[Job]:
+        """Best of N: starts `attempts` jobs (1-16) of one prompt, each in a git
+        worktree of its own from the same `base` commit, tied by their `group`.
+        Returns them oldest first; a retry with the same `request_id` returns the
+        same jobs."""
+        request = _model.start_request(
+            prompt,
+            cwd=cwd,
+            model=model,
+            sandbox=sandbox,
+            timeout=timeout,
+            labels=labels,
+            request_id=request_id,
+            resume_thread_id=None,
+            reasoning_effort=reasoning_effort,
+            pool=pool,
+            host=host,
+            worktree=True,
+            base=base,
+            attempts=attempts,
+        )
+        response = await self._call(self._stub.Start, request)
+        return [_model.job_from_pb(job) for job in response.attempts]
+
+    async def diff(self, job_id: str) -> bytes:
+        """The patch of what a job in a worktree changed (`git diff --binary` from
+        its base to its work), read a page at a time. Refused (FAILED_PRECONDITION)
+        for a job that ran in its cwd or has not ended."""
+        patch = b""
+        while True:
+            request = pb.DiffRequest(job_id=job_id, offset=len(patch))
+            response = await self._call(self._stub.Diff, request)
+            patch += bytes(response.patch)
+            if not response.truncated or not response.patch:
+                return patch
+
+    async def apply(self, job_id: str) -> Applied:
+        """Applies what a job in a worktree changed to the checkout it was started
+        in, by a three-way merge with the checkout's own changes. On a conflict
+        nothing changes and `JobsError` (FAILED_PRECONDITION) names the files."""
+        response = await self._call(self._stub.Apply, pb.ApplyRequest(job_id=job_id))
+        return _model.applied_from_pb(response)
+
     async def prune(self, older_than: timedelta, *, states: Sequence[Union[JobState, str]] = ()) -> Pruned:
         """See `Client.prune`."""
         response = await self._call(self._stub.Prune, _model.prune_request(older_than, states))
@@ -131,11 +193,12 @@ class AsyncClient:
         states: Sequence[Union[JobState, str]] = (),
         labels: Optional[Mapping[str, str]] = None,
         page_size: int = 100,
+        group: Optional[str] = None,
     ) -> AsyncIterator[Job]:
         """See `Client.list`."""
         token = ""
         while True:
-            request = _model.list_request(states, labels, page_size, token)
+            request = _model.list_request(states, labels, page_size, token, group)
             response = await self._call(self._stub.List, request)
             for job in response.jobs:
                 yield _model.job_from_pb(job)

@@ -11,7 +11,7 @@ import grpc
 from . import _model
 from ._connect import resolve
 from ._follow import Follower, Watcher
-from ._model import FollowEvent, Job, JobsError, JobState, PollResult, Pruned, WatchEvent
+from ._model import Applied, FollowEvent, Job, JobsError, JobState, PollResult, Pruned, WatchEvent
 from ._proto import jobs_pb2 as pb
 from ._proto.jobs_pb2_grpc import CodexJobsStub
 
@@ -80,6 +80,8 @@ class Client:
         reasoning_effort: Optional[str] = None,
         pool: Optional[str] = None,
         host: Optional[str] = None,
+        worktree: bool = False,
+        base: Optional[str] = None,
     ) -> Job:
         """Starts a job running Codex on `prompt` in the directory `cwd` (absolute, on
         the server's host) and returns it at once, usually queued or running.
@@ -87,8 +89,9 @@ class Client:
         bypass; `reasoning_effort` is low, medium or high (default: Codex's own);
         `timeout` (seconds) overrides the server's default limit. `pool` (default:
         default) and `host` say which job hosts may run it, where several share the
-        server's database. A retry with the same `request_id` returns the job the
-        first call started."""
+        server's database. With `worktree`, the job runs in a git worktree of its
+        own, at `base` (default: HEAD), and `diff` and `apply` take its change. A
+        retry with the same `request_id` returns the job the first call started."""
         request = _model.start_request(
             prompt,
             cwd=cwd,
@@ -101,6 +104,8 @@ class Client:
             reasoning_effort=reasoning_effort,
             pool=pool,
             host=host,
+            worktree=worktree,
+            base=base,
         )
         return _model.job_from_pb(self._call(self._stub.Start, request).job)
 
@@ -144,6 +149,64 @@ class Client:
         A job that has not ended is refused (FAILED_PRECONDITION): cancel it first."""
         return _model.job_from_pb(self._call(self._stub.Delete, pb.DeleteRequest(job_id=job_id)).job)
 
+    def start_attempts(
+        self,
+        prompt: str,
+        attempts: int,
+        *,
+        cwd: str,
+        base: Optional[str] = None,
+        model: Optional[str] = None,
+        sandbox: Optional[str] = None,
+        timeout: Union[float, timedelta, None] = None,
+        labels: Optional[Mapping[str, str]] = None,
+        request_id: Optional[str] = None,
+        reasoning_effort: Optional[str] = None,
+        pool: Optional[str] = None,
+        host: Optional[str] = None,
+    ) -> list[Job]:
+        """Best of N: starts `attempts` jobs (1-16) of one prompt, each in a git
+        worktree of its own from the same `base` commit, tied by their `group`.
+        Returns them oldest first; a retry with the same `request_id` returns the
+        same jobs."""
+        request = _model.start_request(
+            prompt,
+            cwd=cwd,
+            model=model,
+            sandbox=sandbox,
+            timeout=timeout,
+            labels=labels,
+            request_id=request_id,
+            resume_thread_id=None,
+            reasoning_effort=reasoning_effort,
+            pool=pool,
+            host=host,
+            worktree=True,
+            base=base,
+            attempts=attempts,
+        )
+        response = self._call(self._stub.Start, request)
+        return [_model.job_from_pb(job) for job in response.attempts]
+
+    def diff(self, job_id: str) -> bytes:
+        """The patch of what a job in a worktree changed (`git diff --binary` from
+        its base to its work), read a page at a time. Refused (FAILED_PRECONDITION)
+        for a job that ran in its cwd or has not ended."""
+        patch = b""
+        while True:
+            request = pb.DiffRequest(job_id=job_id, offset=len(patch))
+            response = self._call(self._stub.Diff, request)
+            patch += bytes(response.patch)
+            if not response.truncated or not response.patch:
+                return patch
+
+    def apply(self, job_id: str) -> Applied:
+        """Applies what a job in a worktree changed to the checkout it was started
+        in, by a three-way merge with the checkout's own changes. On a conflict
+        nothing changes and `JobsError` (FAILED_PRECONDITION) names the files."""
+        response = self._call(self._stub.Apply, pb.ApplyRequest(job_id=job_id))
+        return _model.applied_from_pb(response)
+
     def prune(self, older_than: timedelta, *, states: Sequence[Union[JobState, str]] = ()) -> Pruned:
         """Deletes the jobs that ended longer than `older_than` ago (only those that
         ended in one of `states`, if given), and says how many and how many bytes."""
@@ -156,12 +219,13 @@ class Client:
         states: Sequence[Union[JobState, str]] = (),
         labels: Optional[Mapping[str, str]] = None,
         page_size: int = 100,
+        group: Optional[str] = None,
     ) -> Iterator[Job]:
         """The jobs in one of `states` (all if none) that carry every one of
         `labels`, newest first, fetched a page at a time as you iterate."""
         token = ""
         while True:
-            request = _model.list_request(states, labels, page_size, token)
+            request = _model.list_request(states, labels, page_size, token, group)
             response = self._call(self._stub.List, request)
             for job in response.jobs:
                 yield _model.job_from_pb(job)

@@ -59,6 +59,48 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class FileChange:
+    """One file a job in a worktree changed, with its lines added and removed
+    (both zero for a binary file)."""
+
+    path: str
+    added: int
+    removed: int
+    binary: bool
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a job in a worktree changed: its work, committed on `branch`, from
+    `base_commit` to `head_commit`."""
+
+    base_commit: str
+    head_commit: str
+    branch: str
+    files: list[FileChange]
+    #: Size in bytes of the patch `diff` returns.
+    patch_size: int
+
+    @property
+    def stat(self) -> str:
+        """`3 files, +10 -2`: the change in a few words."""
+        count = len(self.files)
+        added = sum(file.added for file in self.files)
+        removed = sum(file.removed for file in self.files)
+        return f"{count} file{'' if count == 1 else 's'}, +{added} -{removed}"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What `apply` did: the files it changed (left uncommitted) in the checkout
+    at `checkout`."""
+
+    job: "Job"
+    checkout: str
+    files: list[str]
+
+
+@dataclass(frozen=True)
 class Job:
     """A job and what its run produced so far."""
 
@@ -104,6 +146,13 @@ class Job:
     host: Optional[str]
     #: True while that host has stopped heartbeating: the state is as it last told.
     host_unreachable: bool
+    #: For a job in a git worktree of its own: the commit (or, until a host has
+    #: checked the job, the ref) it starts at; None for a job run in its cwd.
+    worktree_base: Optional[str] = None
+    #: The id shared by the attempts started together with it, if any.
+    group: Optional[str] = None
+    #: What a job in a worktree changed, once it has ended.
+    change: Optional[Change] = None
 
     @property
     def done(self) -> bool:
@@ -226,7 +275,24 @@ def job_from_pb(message: pb.Job) -> Job:
         target_host=spec.host or None,
         host=message.host or None,
         host_unreachable=message.host_unreachable,
+        worktree_base=spec.base if spec.isolation == pb.ISOLATION_WORKTREE else None,
+        group=message.group or None,
+        change=_change(message.change) if message.HasField("change") else None,
     )
+
+
+def _change(message: pb.Change) -> Change:
+    return Change(
+        base_commit=message.base_commit,
+        head_commit=message.head_commit,
+        branch=message.branch,
+        files=[FileChange(f.path, f.lines_added, f.lines_removed, f.binary) for f in message.files],
+        patch_size=message.patch_size,
+    )
+
+
+def applied_from_pb(response: pb.ApplyResponse) -> Applied:
+    return Applied(job=job_from_pb(response.job), checkout=response.checkout, files=list(response.files))
 
 
 def poll_from_pb(response: pb.PollResponse) -> PollResult:
@@ -273,7 +339,14 @@ def start_request(
     reasoning_effort: Optional[str] = None,
     pool: Optional[str] = None,
     host: Optional[str] = None,
+    worktree: bool = False,
+    base: Optional[str] = None,
+    attempts: int = 1,
 ) -> pb.StartRequest:
+    if base and not worktree:
+        raise ValueError("base is the commit a worktree starts at: pass worktree=True too")
+    if not 1 <= attempts <= 16:
+        raise ValueError(f"attempts must be between 1 and 16, not {attempts}")
     spec = pb.JobSpec(
         prompt=prompt,
         cwd=str(cwd),
@@ -287,12 +360,14 @@ def start_request(
         labels=dict(labels or {}),
         pool=pool or "",
         host=host or "",
+        isolation=pb.ISOLATION_WORKTREE if worktree else pb.ISOLATION_UNSPECIFIED,
+        base=base or "",
     )
     if timeout is not None:
         spec.timeout.CopyFrom(_seconds(timeout, "timeout"))
     if resume_thread_id:
         spec.resume_thread_id = resume_thread_id
-    return pb.StartRequest(spec=spec, request_id=request_id or "")
+    return pb.StartRequest(spec=spec, request_id=request_id or "", attempts=attempts)
 
 
 def poll_request(
@@ -336,13 +411,18 @@ def prune_request(older_than: timedelta, states: Iterable[Union[JobState, str]])
 
 
 def list_request(
-    states: Iterable[Union[JobState, str]], labels: Optional[Mapping[str, str]], page_size: int, page_token: str
+    states: Iterable[Union[JobState, str]],
+    labels: Optional[Mapping[str, str]],
+    page_size: int,
+    page_token: str,
+    group: Optional[str] = None,
 ) -> pb.ListRequest:
     return pb.ListRequest(
         states=_states(states),
         labels=dict(labels or {}),
         page_size=page_size,
         page_token=page_token,
+        group=group or "",
     )
 
 
