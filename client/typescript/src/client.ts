@@ -8,7 +8,7 @@ import {
   type Transport,
 } from "@connectrpc/connect";
 import { JobsError, isRetryable } from "./errors.js";
-import { CodexJobs, PollRequestSchema } from "./gen/codex/jobs/v1/jobs_pb.js";
+import { CodexJobs, Isolation, PollRequestSchema } from "./gen/codex/jobs/v1/jobs_pb.js";
 import {
   reasoningEffortToPb,
   sandboxToPb,
@@ -45,6 +45,22 @@ export interface StartOptions {
   pool?: string;
   /** The one job host that may run it, for a cwd that exists only there. */
   host?: string;
+  /**
+   * Run in a git worktree of its own (the cwd must be in a repository), so that
+   * `diff` and `apply` take its change.
+   */
+  worktree?: boolean;
+  /** With `worktree`: the commit, branch or tag to start at; default HEAD. */
+  base?: string;
+}
+
+/** What `apply` did to the checkout. */
+export interface Applied {
+  job: Job;
+  /** The top of the checkout the change went into. */
+  checkout: string;
+  /** The files it changed there, left uncommitted. */
+  files: string[];
 }
 
 /** Which output `poll` returns; neither `tailLines` nor `sinceOffset`: none. */
@@ -86,6 +102,8 @@ export interface ListOptions {
   labels?: Record<string, string>;
   /** Jobs fetched per call (1-1000); default 20. */
   pageSize?: number;
+  /** Only the attempts of this group (`Job.group`). */
+  group?: string;
 }
 
 /** One page of `listPage`. */
@@ -173,7 +191,31 @@ export class JobsClient implements AsyncDisposable {
 
   /** Starts a job and returns it at once, usually queued or running. */
   async start(prompt: string, options: StartOptions): Promise<Job> {
+    const [job] = await this.#start(prompt, options, 1);
+    return job;
+  }
+
+  /**
+   * Best of N: starts `attempts` jobs (1-16) of one prompt, each in a git worktree
+   * of its own from the same base commit, tied by their `group`. Returns them
+   * oldest first; a retry with the same `requestId` returns the same jobs.
+   */
+  async startAttempts(
+    prompt: string,
+    attempts: number,
+    options: Omit<StartOptions, "worktree" | "resumeThreadId">,
+  ): Promise<Job[]> {
+    if (!Number.isInteger(attempts) || attempts < 1 || attempts > 16) {
+      throw new TypeError(`attempts must be between 1 and 16, not ${attempts}`);
+    }
+    return this.#start(prompt, { ...options, worktree: true }, attempts);
+  }
+
+  async #start(prompt: string, options: StartOptions, attempts: number): Promise<Job[]> {
     const { timeout } = options;
+    if (options.base !== undefined && !options.worktree) {
+      throw new TypeError("base is the commit a worktree starts at: set worktree too");
+    }
     if (timeout !== undefined && !(Number.isFinite(timeout) && timeout > 0)) {
       throw new TypeError(`timeout must be a positive number of seconds, not ${timeout}`);
     }
@@ -191,11 +233,48 @@ export class JobsClient implements AsyncDisposable {
           : reasoningEffortToPb(options.reasoningEffort),
       pool: options.pool ?? "",
       host: options.host ?? "",
+      isolation: options.worktree ? Isolation.WORKTREE : Isolation.UNSPECIFIED,
+      base: options.base ?? "",
     };
     const response = await this.#call(() =>
-      this.#rpc.start({ spec, requestId: options.requestId ?? "" }),
+      this.#rpc.start({ spec, requestId: options.requestId ?? "", attempts }),
     );
-    return toJob(response.job);
+    return response.attempts.length > 0 ? response.attempts.map(toJob) : [toJob(response.job)];
+  }
+
+  /**
+   * The patch of what a job in a worktree changed (`git diff --binary` from its
+   * base to its work), read a page at a time. Refused (FAILED_PRECONDITION) for a
+   * job that ran in its cwd or has not ended.
+   */
+  async diff(jobId: string): Promise<Uint8Array> {
+    const pages: Uint8Array[] = [];
+    let offset = 0;
+    for (;;) {
+      const page = await this.#call(() => this.#rpc.diff({ jobId, offset: BigInt(offset) }));
+      pages.push(page.patch);
+      offset += page.patch.length;
+      if (!page.truncated || page.patch.length === 0) {
+        break;
+      }
+    }
+    const patch = new Uint8Array(offset);
+    let at = 0;
+    for (const page of pages) {
+      patch.set(page, at);
+      at += page.length;
+    }
+    return patch;
+  }
+
+  /**
+   * Applies what a job in a worktree changed to the checkout it was started in, by
+   * a three-way merge with the checkout's own changes. On a conflict nothing
+   * changes and the JobsError (FAILED_PRECONDITION) names the files.
+   */
+  async apply(jobId: string): Promise<Applied> {
+    const response = await this.#call(() => this.#rpc.apply({ jobId }));
+    return { job: toJob(response.job), checkout: response.checkout, files: response.files };
   }
 
   /** Returns a job and, if asked for, a window of its output. */
@@ -310,6 +389,7 @@ export class JobsClient implements AsyncDisposable {
       labels: options.labels ?? {},
       pageSize: options.pageSize ?? 0,
       pageToken: options.pageToken ?? "",
+      group: options.group ?? "",
     };
     const page = await this.#call(() => this.#rpc.list(request));
     return { jobs: page.jobs.map(toJob), nextPageToken: page.nextPageToken };

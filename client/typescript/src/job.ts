@@ -1,6 +1,7 @@
 import { durationMs, timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import {
   FailureReason as PbFailureReason,
+  Isolation as PbIsolation,
   JobState as PbJobState,
   OutputStream as PbOutputStream,
   ReasoningEffort as PbReasoningEffort,
@@ -40,6 +41,25 @@ export interface TokenUsage {
   inputTokens: number;
   cachedInputTokens: number;
   outputTokens: number;
+}
+
+/** One file a job in a worktree changed; lines are zero for a binary file. */
+export interface FileChange {
+  path: string;
+  added: number;
+  removed: number;
+  binary: boolean;
+}
+
+/** What a job in a worktree changed: its work, committed on `branch`. */
+export interface Change {
+  baseCommit: string;
+  headCommit: string;
+  /** `codex-jobs/JOB_ID`, until the job is deleted. */
+  branch: string;
+  files: FileChange[];
+  /** Size in bytes of the patch `diff` returns. */
+  patchSize: number;
 }
 
 /** A job and what its run produced so far, as plain data. */
@@ -95,6 +115,15 @@ export interface Job {
   host: string | null;
   /** True while that host has stopped heartbeating: the state is as it last told. */
   hostUnreachable: boolean;
+  /**
+   * For a job in a git worktree of its own: the commit (or, until a host has
+   * checked the job, the ref) it starts at; null for a job run in its cwd.
+   */
+  worktreeBase: string | null;
+  /** The id shared by the attempts started together with it; null for one alone. */
+  group: string | null;
+  /** What a job in a worktree changed, once it has ended. */
+  change: Change | null;
 }
 
 const STATES: Record<PbJobState, JobState | undefined> = {
@@ -228,5 +257,21 @@ export function toJob(job: PbJob | undefined): Job {
     targetHost: orNull(spec?.host ?? ""),
     host: orNull(job.host),
     hostUnreachable: job.hostUnreachable,
+    worktreeBase: spec?.isolation === PbIsolation.WORKTREE ? spec.base : null,
+    group: orNull(job.group),
+    change: job.change
+      ? {
+          baseCommit: job.change.baseCommit,
+          headCommit: job.change.headCommit,
+          branch: job.change.branch,
+          files: job.change.files.map((file) => ({
+            path: file.path,
+            added: Number(file.linesAdded),
+            removed: Number(file.linesRemoved),
+            binary: file.binary,
+          })),
+          patchSize: Number(job.change.patchSize),
+        }
+      : null,
   };
 }

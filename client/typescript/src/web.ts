@@ -13,6 +13,7 @@
  */
 export { JobsClient } from "./client.js";
 export type {
+  Applied,
   FollowEvent,
   FollowOptions,
   ListOptions,
@@ -28,7 +29,9 @@ export type {
 export { JobsError } from "./errors.js";
 export type { StatusCode } from "./errors.js";
 export type {
+  Change,
   FailureReason,
+  FileChange,
   Job,
   JobState,
   OutputStream,

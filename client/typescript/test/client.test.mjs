@@ -311,3 +311,46 @@ test("delete and prune the jobs that ended", async () => {
   assert.deepEqual(left, []);
   await assert.rejects(client.prune(-1), RangeError);
 });
+
+test("attempts in worktrees: a group, a diff each, one applied, a conflict refused", async () => {
+  const git = promisify(execFile);
+  const repo = await mkdtemp(join(tmpdir(), "codex-jobs-ts-repo-"));
+  try {
+    await writeFile(join(repo, "notes.txt"), "base\n");
+    const identity = ["-c", "user.name=test", "-c", "user.email=test@example.com"];
+    for (const args of [["init", "--quiet"], ["add", "notes.txt"], [...identity, "commit", "--quiet", "-m", "start"]]) {
+      await git("git", args, { cwd: repo });
+    }
+    const attempts = await client.startAttempts("run echo $$ >> notes.txt\nsay noted", 2, { cwd: repo });
+    assert.equal(attempts.length, 2);
+    const group = attempts[0].group;
+    assert.ok(group && attempts.every((job) => job.group === group));
+    assert.equal(attempts[0].worktreeBase?.length, 40);
+    for (const attempt of attempts) {
+      const job = await client.wait(attempt.id, { timeout: 30 });
+      assert.equal(job.state, "succeeded");
+      assert.deepEqual(job.change?.files, [{ path: "notes.txt", added: 1, removed: 0, binary: false }]);
+    }
+    const listed = [];
+    for await (const job of client.list({ group })) listed.push(job.id);
+    assert.deepEqual(listed.sort(), attempts.map((job) => job.id).sort());
+
+    const patch = new TextDecoder().decode(await client.diff(attempts[0].id));
+    assert.match(patch, /\+\+\+ b\/notes\.txt/);
+    const applied = await client.apply(attempts[0].id);
+    assert.deepEqual(applied.files, ["notes.txt"]);
+    const taken = await readFile(join(repo, "notes.txt"), "utf8");
+    assert.equal(taken.split("\n").length, 3);
+    await assert.rejects(client.apply(attempts[1].id), (err) => {
+      assert.ok(err instanceof JobsError);
+      assert.equal(err.code, "FAILED_PRECONDITION");
+      assert.match(err.message, /notes\.txt/);
+      return true;
+    });
+    assert.equal(await readFile(join(repo, "notes.txt"), "utf8"), taken);
+    await assert.rejects(client.startAttempts("say hi", 17, { cwd: repo }), TypeError);
+    await assert.rejects(client.start("say hi", { cwd, base: "main" }), TypeError);
+  } finally {
+    await rm(repo, { recursive: true, force: true });
+  }
+});
