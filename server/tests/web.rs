@@ -122,6 +122,29 @@ async fn a_person_follows_a_job_through_a_cut_cancels_it_and_replies_in_a_browse
     let (server, port) = server_with_web().await;
     let descriptors = server.dir.path().join("jobs.binpb");
     std::fs::write(&descriptors, codex_jobs_api::FILE_DESCRIPTOR_SET).unwrap();
+    // The jobs' directory is a repository, for a job in a worktree of its own.
+    std::fs::write(server.work_dir().join("notes.txt"), "notes\n").unwrap();
+    for args in [
+        &["init", "--quiet"][..],
+        &["add", "notes.txt"],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "--quiet",
+            "-m",
+            "start",
+        ],
+    ] {
+        let status = Command::new("git")
+            .current_dir(server.work_dir())
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    }
     // Two jobs that have ended, for the list to start with.
     let mut done = Vec::new();
     for prompt in [
@@ -218,6 +241,22 @@ async fn a_person_follows_a_job_through_a_cut_cancels_it_and_replies_in_a_browse
     assert_eq!(filter["failed"], serde_json::json!(["failed"]));
     assert_eq!(filter["overflows"], false);
     assert_eq!(filter["pageErrors"], serde_json::json!([]));
+    // A job in a worktree shows its change, file by file.
+    let change = step("change");
+    let head = String::from_utf8(
+        Command::new("git")
+            .current_dir(server.work_dir())
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(change["worktree"], format!("from {}", head.trim()));
+    let shown = change["shown"].as_str().unwrap();
+    assert!(shown.starts_with("1 file, +1 -0 on codex-jobs/"), "{shown}");
+    assert!(shown.ends_with("notes.txt +1 -0"), "{shown}");
+    assert_eq!(change["pageErrors"], serde_json::json!([]));
     for shot in ["web-list.png", "web-job.png", "web-list-phone.png"] {
         assert!(
             shots.join(shot).metadata().unwrap().len() > 10_000,

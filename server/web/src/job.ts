@@ -92,6 +92,36 @@ function jobDetails(job: Job): Node[] {
       ),
     ]);
   }
+  if (job.worktreeBase !== null) {
+    rows.push(["Worktree", h("span", {}, "from ", h("code", {}, job.worktreeBase || "HEAD"))]);
+  }
+  if (job.group) rows.push(["Attempt of", h("code", {}, job.group)]);
+  if (job.change) {
+    const { change } = job;
+    const added = change.files.reduce((sum, file) => sum + file.added, 0);
+    const removed = change.files.reduce((sum, file) => sum + file.removed, 0);
+    rows.push([
+      "Change",
+      h(
+        "span",
+        {},
+        `${change.files.length} file${change.files.length === 1 ? "" : "s"}, +${added} -${removed} on `,
+        h("code", {}, change.branch),
+        h(
+          "ul",
+          { class: "changed-files" },
+          ...change.files.map((file) =>
+            h(
+              "li",
+              {},
+              h("code", {}, file.path),
+              file.binary ? " (binary)" : ` +${file.added} -${file.removed}`,
+            ),
+          ),
+        ),
+      ),
+    ]);
+  }
   if (job.host) rows.push(["Host", job.hostUnreachable ? `${job.host} (cannot be reached)` : job.host]);
   if (job.pool !== "default" || job.targetHost) {
     rows.push(["Pool", job.targetHost ? `${job.pool}, host ${job.targetHost}` : job.pool]);
@@ -162,6 +192,10 @@ function replyForm(view: View, job: Job): Node[] {
             labels: job.labels,
             timeout: job.timeoutSeconds ?? undefined,
             resumeThreadId: job.threadId!,
+            // A job in a worktree goes on in a new one, from the commit of its work.
+            ...(job.worktreeBase !== null
+              ? { worktree: true, base: job.change?.headCommit ?? job.worktreeBase }
+              : {}),
           });
           location.hash = `#/jobs/${next.id}`;
         } catch (err) {
