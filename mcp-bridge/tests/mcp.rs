@@ -158,30 +158,7 @@ async fn the_tools_are_listed_with_schemas_and_annotations() {
 async fn an_agent_runs_attempts_in_worktrees_compares_them_and_applies_one() {
     let server = TestServer::start().await;
     let scratch = tempfile::tempdir().unwrap();
-    let repo = scratch.path().join("repo");
-    std::fs::create_dir(&repo).unwrap();
-    std::fs::write(repo.join("README"), "hello\n").unwrap();
-    for args in [
-        &["init", "--quiet"][..],
-        &["add", "README"],
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.com",
-            "commit",
-            "--quiet",
-            "-m",
-            "start",
-        ],
-    ] {
-        let status = Command::new("git")
-            .current_dir(&repo)
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(status.success(), "git {args:?}");
-    }
+    let repo = support::git_repository(&scratch.path().join("repo"), &[("README", "hello\n")]);
     let cwd = repo.display().to_string();
     let steps = json!([
         call(

@@ -421,30 +421,7 @@ async fn a_worktree_job_on_one_host_is_diffed_and_applied_through_another() {
     let a = host(&postgres, "a", &["default"], 2).await;
     let b = host(&postgres, "b", &["gpu"], 2).await;
     let scratch = tempfile::tempdir().unwrap();
-    let repo = scratch.path().join("repo");
-    std::fs::create_dir(&repo).unwrap();
-    std::fs::write(repo.join("README"), "hello\n").unwrap();
-    for args in [
-        &["init", "--quiet"][..],
-        &["add", "README"],
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.com",
-            "commit",
-            "--quiet",
-            "-m",
-            "start",
-        ],
-    ] {
-        let status = std::process::Command::new("git")
-            .current_dir(&repo)
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(status.success(), "git {args:?}");
-    }
+    let repo = support::git_repository(&scratch.path().join("repo"), &[("README", "hello\n")]);
     // Started through a, which runs no gpu job: b checks it, resolves its base (HEAD)
     // and makes its worktree.
     let job = a
@@ -474,13 +451,6 @@ async fn a_worktree_job_on_one_host_is_diffed_and_applied_through_another() {
     );
     // Its worktree is b's to remove, with the job.
     through_a.delete(&job.id).await.unwrap();
-    let worktrees = std::process::Command::new("git")
-        .current_dir(&repo)
-        .args(["worktree", "list"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&worktrees.stdout).lines().count(),
-        1
-    );
+    let worktrees = support::git(&repo, &["worktree", "list"]);
+    assert_eq!(worktrees.lines().count(), 1, "{worktrees}");
 }

@@ -123,28 +123,7 @@ async fn a_person_follows_a_job_through_a_cut_cancels_it_and_replies_in_a_browse
     let descriptors = server.dir.path().join("jobs.binpb");
     std::fs::write(&descriptors, codex_jobs_api::FILE_DESCRIPTOR_SET).unwrap();
     // The jobs' directory is a repository, for a job in a worktree of its own.
-    std::fs::write(server.work_dir().join("notes.txt"), "notes\n").unwrap();
-    for args in [
-        &["init", "--quiet"][..],
-        &["add", "notes.txt"],
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.com",
-            "commit",
-            "--quiet",
-            "-m",
-            "start",
-        ],
-    ] {
-        let status = Command::new("git")
-            .current_dir(server.work_dir())
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(status.success(), "git {args:?}");
-    }
+    support::git_repository(&server.work_dir(), &[("notes.txt", "notes\n")]);
     // Two jobs that have ended, for the list to start with.
     let mut done = Vec::new();
     for prompt in [
@@ -243,15 +222,7 @@ async fn a_person_follows_a_job_through_a_cut_cancels_it_and_replies_in_a_browse
     assert_eq!(filter["pageErrors"], serde_json::json!([]));
     // A job in a worktree shows its change, file by file.
     let change = step("change");
-    let head = String::from_utf8(
-        Command::new("git")
-            .current_dir(server.work_dir())
-            .args(["rev-parse", "HEAD"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let head = support::git(&server.work_dir(), &["rev-parse", "HEAD"]);
     assert_eq!(change["worktree"], format!("from {}", head.trim()));
     let shown = change["shown"].as_str().unwrap();
     assert!(shown.starts_with("1 file, +1 -0 on codex-jobs/"), "{shown}");

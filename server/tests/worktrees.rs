@@ -5,45 +5,9 @@
 
 use codex_jobs_test_support as support;
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::path::{Path, PathBuf};
 
-use support::{ServerOptions, TestServer, pb};
-
-/// Runs git in `dir` and returns what it printed; panics if it fails.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-/// A repository at `dir` with `files` committed.
-fn repository(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    git(dir, &["init", "--quiet", "--initial-branch=main"]);
-    for (path, text) in files {
-        let path = dir.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    git(dir, &["add", "--all"]);
-    git(dir, &["commit", "--quiet", "-m", "the start"]);
-    dir.to_path_buf()
-}
+use support::{ServerOptions, TestServer, git, pb};
 
 /// Everything a person would see of a checkout: HEAD, the index and the working
 /// tree's status and contents.
@@ -140,7 +104,7 @@ async fn command_outputs(server: &TestServer, job_id: &str) -> Vec<String> {
 async fn two_jobs_editing_one_file_at_once_do_not_see_each_others_edits() {
     let server = TestServer::with(ServerOptions::default().args(["--max-running", "4"])).await;
     let scratch = tempfile::tempdir().unwrap();
-    let repo = repository(
+    let repo = support::git_repository(
         &scratch.path().join("repo"),
         &[("notes.txt", "base\n"), ("sub/keep.txt", "kept\n")],
     );
@@ -242,7 +206,7 @@ async fn apply_merges_into_a_checkout_and_refuses_a_conflicting_one_changing_not
     let server = TestServer::start().await;
     let scratch = tempfile::tempdir().unwrap();
     let lines: String = (1..=10).map(|n| format!("line {n}\n")).collect();
-    let repo = repository(
+    let repo = support::git_repository(
         &scratch.path().join("repo"),
         &[("a.txt", &lines), ("b.txt", "b\n")],
     );
@@ -329,7 +293,7 @@ async fn apply_merges_into_a_checkout_and_refuses_a_conflicting_one_changing_not
 async fn three_attempts_make_three_changes_a_group_wait_and_one_is_applied() {
     let server = TestServer::start().await;
     let scratch = tempfile::tempdir().unwrap();
-    let repo = repository(&scratch.path().join("repo"), &[("README", "hello\n")]);
+    let repo = support::git_repository(&scratch.path().join("repo"), &[("README", "hello\n")]);
     let cwd = repo.display().to_string();
     let cli = |args: &[&str]| {
         let output = server.cli(args);
@@ -435,7 +399,7 @@ async fn three_attempts_make_three_changes_a_group_wait_and_one_is_applied() {
 async fn a_retried_start_of_attempts_returns_the_same_group() {
     let server = TestServer::start().await;
     let scratch = tempfile::tempdir().unwrap();
-    let repo = repository(&scratch.path().join("repo"), &[("README", "hello\n")]);
+    let repo = support::git_repository(&scratch.path().join("repo"), &[("README", "hello\n")]);
     let mut client = server.client().await;
     let request = pb::StartRequest {
         spec: Some(worktree_spec(&server, &repo, "say tried")),
@@ -471,7 +435,7 @@ async fn a_retried_start_of_attempts_returns_the_same_group() {
 async fn bad_worktree_requests_get_clear_errors() {
     let server = TestServer::start().await;
     let scratch = tempfile::tempdir().unwrap();
-    let repo = repository(&scratch.path().join("repo"), &[("README", "hello\n")]);
+    let repo = support::git_repository(&scratch.path().join("repo"), &[("README", "hello\n")]);
     let plain = scratch.path().join("plain");
     std::fs::create_dir(&plain).unwrap();
     let mut client = server.client().await;
@@ -612,7 +576,7 @@ async fn bad_worktree_requests_get_clear_errors() {
 async fn deleting_a_job_removes_its_worktree_and_branch() {
     let server = TestServer::start().await;
     let scratch = tempfile::tempdir().unwrap();
-    let repo = repository(&scratch.path().join("repo"), &[("README", "hello\n")]);
+    let repo = support::git_repository(&scratch.path().join("repo"), &[("README", "hello\n")]);
     let mut ids = Vec::new();
     for _ in 0..2 {
         let job = server

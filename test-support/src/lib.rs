@@ -116,6 +116,41 @@ pub fn npm_packages(dir: &str, marker: &str, packages: &[&str]) -> Option<PathBu
     outside_tool(dir, marker, &install)
 }
 
+/// Runs git in `dir` as a person named test would, and returns what it printed;
+/// panics if it fails.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .output()
+        .expect("git runs");
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("git prints UTF-8")
+}
+
+/// Makes `dir` (created if need be) a git repository with `files` (path, text)
+/// committed on `main`, and returns it.
+pub fn git_repository(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    git(dir, &["init", "--quiet", "--initial-branch=main"]);
+    for (path, text) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    git(dir, &["add", "--all"]);
+    git(dir, &["commit", "--quiet", "-m", "the start"]);
+    dir.to_path_buf()
+}
+
 /// A loopback TCP port that is free now, for a server that must be told its port
 /// before it starts (an address to advertise, a second listener).
 pub fn free_port() -> u16 {
