@@ -2,6 +2,11 @@
 //! what the job changed there, and taking that change into the checkout it came
 //! from. Plain Rust over the `git` command line (git 2.40 or later, for
 //! `merge-tree --merge-base`); every function blocks.
+//!
+//! Git runs here outside the job's sandbox, in directories the job could write to,
+//! so it never runs hooks (`core.hooksPath=/dev/null`) and never takes a repository
+//! from the server's environment; patches come from plumbing (`diff-tree`), which
+//! no diff setting of the user or the repository changes.
 
 use std::{
     ffi::OsStr,
@@ -9,6 +14,8 @@ use std::{
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
 };
+
+use serde::{Deserialize, Serialize};
 
 use crate::job::{Change, FileChange, JobId};
 
@@ -28,6 +35,16 @@ pub struct Repository {
     pub subdir: PathBuf,
 }
 
+/// A job's worktree once it is made: what its change is measured from, and the
+/// repository that keeps its records (and its branch).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Made {
+    /// The commit it was made at.
+    pub base: String,
+    /// The repository's common git directory.
+    pub git_dir: PathBuf,
+}
+
 /// The branch of a job's worktree.
 pub fn branch(id: JobId) -> String {
     format!("codex-jobs/{id}")
@@ -35,13 +52,14 @@ pub fn branch(id: JobId) -> String {
 
 /// The repository `dir` is in; an error that says so if it is in none.
 pub fn repository(dir: &Path) -> Result<Repository> {
-    let output = git(dir, ["rev-parse", "--show-toplevel", "--show-prefix"])
-        .map_err(|err| GitError(format!("cannot run git in {}: {err}", dir.display())))?;
+    let output = run(dir, ["rev-parse", "--show-toplevel", "--show-prefix"])?;
     if !output.status.success() {
+        let said = String::from_utf8_lossy(&output.stderr);
         return Err(GitError(format!(
             "cwd {} is not in a git repository, and isolation worktree needs one \
-             (run `git init` there, or start the job without a worktree)",
-            dir.display()
+             (run `git init` there, or start the job without a worktree); git: {}",
+            dir.display(),
+            said.lines().next().unwrap_or_default()
         )));
     }
     let text = String::from_utf8_lossy(&output.stdout);
@@ -79,11 +97,12 @@ pub fn resolve(repo: &Repository, base: &str) -> Result<String> {
             ),
         }));
     }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    Ok(text(output.stdout))
 }
 
 /// Makes the worktree of job `id` at `path`, on its own branch, at `commit`.
-pub fn create(repo: &Repository, id: JobId, commit: &str, path: &Path) -> Result<()> {
+pub fn create(repo: &Repository, id: JobId, commit: &str, path: &Path) -> Result<Made> {
+    check_commit(commit)?;
     let output = run(
         &repo.top,
         [
@@ -96,61 +115,115 @@ pub fn create(repo: &Repository, id: JobId, commit: &str, path: &Path) -> Result
             OsStr::new(commit),
         ],
     )?;
-    checked(output, "could not make the job's worktree").map(drop)
+    checked(output, "could not make the job's worktree")?;
+    let git_dir = checked(
+        run(
+            &repo.top,
+            ["rev-parse", "--path-format=absolute", "--git-common-dir"],
+        )?,
+        "git rev-parse --git-common-dir",
+    )?;
+    Ok(Made {
+        base: commit.to_string(),
+        git_dir: PathBuf::from(text(git_dir)),
+    })
 }
 
-/// Commits whatever the job left in its worktree on its branch, and writes the
-/// patch from `base` to that commit to `patch`. Returns the change.
-pub fn summarize(worktree: &Path, id: JobId, base: &str, patch: &Path) -> Result<Change> {
+/// Commits whatever the job left in its worktree, points its branch at that
+/// commit, and writes the patch from its base to `patch`. Returns the change.
+pub fn summarize(worktree: &Path, made: &Made, id: JobId, patch: &Path) -> Result<Change> {
+    check_commit(&made.base)?;
+    // Git looks upwards for a repository: one whose worktree lost its `.git` would
+    // find the one the state dir may be in.
+    let top = run(worktree, ["rev-parse", "--show-toplevel"])?;
+    let real = |path: &Path| path.canonicalize().ok();
+    if !top.status.success() || real(Path::new(&text(top.stdout))) != real(worktree) {
+        return Err(GitError(format!(
+            "{} is no longer a git worktree (was its .git removed?)",
+            worktree.display()
+        )));
+    }
     checked(run(worktree, ["add", "--all"])?, "git add")?;
     let nothing_staged = run(worktree, ["diff", "--cached", "--quiet"])?
         .status
         .success();
     if !nothing_staged {
         let message = format!("codex-jobs: the work of job {id}");
-        let output = run(
-            worktree,
-            [
-                "-c",
-                "user.name=codex-jobs",
-                "-c",
-                "user.email=codex-jobs@localhost",
-                "-c",
-                "commit.gpgsign=false",
-                "commit",
-                "--quiet",
-                "--no-verify",
-                "-m",
-                &message,
-            ],
+        checked(
+            run(
+                worktree,
+                [
+                    "-c",
+                    "user.name=codex-jobs",
+                    "-c",
+                    "user.email=codex-jobs@localhost",
+                    "-c",
+                    "commit.gpgsign=false",
+                    "commit",
+                    "--quiet",
+                    "--no-verify",
+                    "-m",
+                    &message,
+                ],
+            )?,
+            "could not commit the job's work",
         )?;
-        checked(output, "could not commit the job's work")?;
     }
-    let head = checked(run(worktree, ["rev-parse", "HEAD"])?, "git rev-parse")?;
-    let head = String::from_utf8_lossy(&head).trim().to_string();
+    let head = text(checked(
+        run(worktree, ["rev-parse", "HEAD"])?,
+        "git rev-parse",
+    )?);
+    // The branch holds the work, whichever branch (or none) the job left checked out.
+    let branch = branch(id);
+    checked(
+        run(
+            worktree,
+            ["update-ref", &format!("refs/heads/{branch}"), &head],
+        )?,
+        "git update-ref",
+    )?;
     let numstat = checked(
         run(
             worktree,
-            ["diff", "--numstat", "-z", "--no-renames", base, &head],
+            [
+                "diff-tree",
+                "-r",
+                "--numstat",
+                "-z",
+                "--no-renames",
+                &made.base,
+                &head,
+            ],
         )?,
-        "git diff --numstat",
+        "git diff-tree --numstat",
     )?;
     let diff = checked(
-        run(worktree, ["diff", "--binary", "--no-renames", base, &head])?,
-        "git diff",
+        run(
+            worktree,
+            [
+                "diff-tree",
+                "-r",
+                "-p",
+                "--binary",
+                "--no-renames",
+                &made.base,
+                &head,
+            ],
+        )?,
+        "git diff-tree -p",
     )?;
     std::fs::write(patch, &diff)
         .map_err(|err| GitError(format!("cannot write {}: {err}", patch.display())))?;
     Ok(Change {
-        base_commit: base.to_string(),
+        base_commit: made.base.clone(),
         head_commit: head,
-        branch: branch(id),
+        branch,
         files: parse_numstat(&numstat),
         patch_size: diff.len() as u64,
     })
 }
 
-/// `git diff --numstat -z`: `ADDED\tREMOVED\tPATH\0` per file, `-` for binary.
+/// `git diff-tree --numstat -z`: `ADDED\tREMOVED\tPATH\0` per file, `-` for binary.
 fn parse_numstat(text: &[u8]) -> Vec<FileChange> {
     String::from_utf8_lossy(text)
         .split('\0')
@@ -187,9 +260,29 @@ pub fn apply(
     change: &Change,
     scratch: &Path,
 ) -> std::result::Result<Vec<String>, ApplyError> {
-    let ours = working_tree(repo, scratch);
+    check_commit(&change.base_commit)?;
+    check_commit(&change.head_commit)?;
+    let tree = working_tree(repo, scratch);
     let _ = std::fs::remove_file(scratch);
-    let ours = ours?;
+    // A commit of it: merge-tree takes bare trees only from git 2.45 on.
+    let ours = text(checked(
+        run(
+            &repo.top,
+            [
+                "-c",
+                "user.name=codex-jobs",
+                "-c",
+                "user.email=codex-jobs@localhost",
+                "commit-tree",
+                &tree?,
+                "-p",
+                "HEAD",
+                "-m",
+                "codex-jobs: the checkout as it is",
+            ],
+        )?,
+        "git commit-tree",
+    )?);
     let merge = run(
         &repo.top,
         [
@@ -197,21 +290,20 @@ pub fn apply(
             "--write-tree",
             "--name-only",
             "--no-messages",
+            "-z",
             &format!("--merge-base={}", change.base_commit),
             &ours,
             &change.head_commit,
         ],
     )?;
-    let text = String::from_utf8_lossy(&merge.stdout).to_string();
-    let mut lines = text.lines();
-    let merged = lines.next().unwrap_or_default().to_string();
+    // `TREE\0` then, on conflicts, `PATH\0` for each conflicted file.
+    let mut fields = nul_separated(&merge.stdout).into_iter();
+    let merged = fields.next().unwrap_or_default();
     match merge.status.code() {
         Some(0) => {}
         Some(1) => {
-            let mut files: Vec<String> = lines
-                .take_while(|line| !line.is_empty())
-                .map(String::from)
-                .collect();
+            let mut files: Vec<String> = fields.collect();
+            files.sort();
             files.dedup();
             return Err(ApplyError::Conflicts(files));
         }
@@ -224,23 +316,40 @@ pub fn apply(
         }
     }
     let names = checked(
-        run(&repo.top, ["diff", "--name-only", "-z", &ours, &merged])?,
-        "git diff --name-only",
+        run(
+            &repo.top,
+            [
+                "diff-tree",
+                "-r",
+                "--name-only",
+                "-z",
+                "--no-renames",
+                &ours,
+                &merged,
+            ],
+        )?,
+        "git diff-tree --name-only",
     )?;
-    let files: Vec<String> = String::from_utf8_lossy(&names)
-        .split('\0')
-        .filter(|name| !name.is_empty())
-        .map(String::from)
-        .collect();
+    let files = nul_separated(&names);
     if files.is_empty() {
         return Ok(files);
     }
     let patch = checked(
-        run(&repo.top, ["diff", "--binary", &ours, &merged])?,
-        "git diff",
+        run(
+            &repo.top,
+            [
+                "diff-tree",
+                "-r",
+                "-p",
+                "--binary",
+                "--no-renames",
+                &ours,
+                &merged,
+            ],
+        )?,
+        "git diff-tree -p",
     )?;
-    let mut child = Command::new("git")
-        .current_dir(&repo.top)
+    let mut child = git(&repo.top)
         .args(["apply", "--whitespace=nowarn", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -278,73 +387,109 @@ fn working_tree(repo: &Repository, scratch: &Path) -> Result<String> {
         )?,
         "git rev-parse --git-path index",
     )?;
-    let index = PathBuf::from(String::from_utf8_lossy(&index).trim());
     // A copy of the checkout's index: its file stats spare git rereading every file.
-    if std::fs::copy(&index, scratch).is_err() {
+    if std::fs::copy(text(index), scratch).is_err() {
         let _ = std::fs::remove_file(scratch);
     }
     let with_scratch = |args: &[&str]| {
-        Command::new("git")
-            .current_dir(&repo.top)
+        git(&repo.top)
             .args(args)
             .env("GIT_INDEX_FILE", scratch)
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null())
             .output()
             .map_err(|err| GitError(format!("cannot run git in {}: {err}", repo.top.display())))
     };
     checked(with_scratch(&["add", "--all"])?, "git add")?;
-    let tree = checked(with_scratch(&["write-tree"])?, "git write-tree")?;
-    Ok(String::from_utf8_lossy(&tree).trim().to_string())
+    Ok(text(checked(
+        with_scratch(&["write-tree"])?,
+        "git write-tree",
+    )?))
 }
 
-/// Removes the worktree at `path` and its branch from `repo`'s records. What is
-/// gone already is no error.
-pub fn remove(repo_dir: &Path, path: &Path, id: JobId) -> Result<()> {
-    if path.exists() {
-        let output = run(
-            repo_dir,
-            [
-                OsStr::new("worktree"),
-                OsStr::new("remove"),
-                OsStr::new("--force"),
-                path.as_os_str(),
-            ],
-        )?;
-        checked(output, "could not remove the job's worktree")?;
-    } else {
-        // Its directory went some other way: forget it.
-        checked(run(repo_dir, ["worktree", "prune"])?, "git worktree prune")?;
-    }
-    let output = run(repo_dir, ["branch", "-D", "--quiet", &branch(id)])?;
-    if !output.status.success() && !String::from_utf8_lossy(&output.stderr).contains("not found") {
-        return checked(output, "could not delete the job's branch").map(drop);
-    }
-    Ok(())
+/// Removes the worktree at `path` and the branch of job `id` from the repository
+/// of `made` (or, for a worktree never made whole, the one `cwd` is in). What is
+/// gone already is no error; what cannot be removed is, after trying the rest.
+pub fn remove(made: Option<&Made>, cwd: &Path, path: &Path, id: JobId) -> Result<()> {
+    let in_repo = |args: &[&OsStr]| {
+        let mut command = git(cwd);
+        if let Some(made) = made {
+            command.arg("--git-dir").arg(&made.git_dir);
+        }
+        command
+            .args(args)
+            .output()
+            .map_err(|err| GitError(format!("cannot run git: {err}")))
+    };
+    let removed = in_repo(&[
+        OsStr::new("worktree"),
+        OsStr::new("remove"),
+        OsStr::new("--force"),
+        path.as_os_str(),
+    ])
+    .and_then(|output| {
+        let gone = String::from_utf8_lossy(&output.stderr).contains("is not a working tree");
+        match gone {
+            true => Ok(Vec::new()),
+            false => checked(output, "could not remove the job's worktree"),
+        }
+    });
+    let branch = branch(id);
+    let deleted = in_repo(&[
+        OsStr::new("branch"),
+        OsStr::new("-D"),
+        OsStr::new("--quiet"),
+        OsStr::new(&branch),
+    ])
+    .and_then(|output| {
+        let gone = String::from_utf8_lossy(&output.stderr).contains("not found");
+        match gone {
+            true => Ok(Vec::new()),
+            false => checked(output, "could not delete the job's branch"),
+        }
+    });
+    removed.and(deleted).map(drop)
 }
 
-/// Runs git in `dir`, with no terminal prompts and no user config of hooks.
-fn git<I, S>(dir: &Path, args: I) -> std::io::Result<Output>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    Command::new("git")
+/// A `git` command in `dir` that runs no hooks, asks nothing, and takes no
+/// repository from the server's environment.
+fn git(dir: &Path) -> Command {
+    let mut command = Command::new("git");
+    command
         .current_dir(dir)
-        .args(args)
+        .args([
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "core.fsmonitor=false",
+        ])
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .output()
+        .stdin(Stdio::null());
+    for name in [
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_COMMON_DIR",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_NAMESPACE",
+        "GIT_CEILING_DIRECTORIES",
+    ] {
+        command.env_remove(name);
+    }
+    command
 }
 
-/// `git`, with a failure to run it said as a `GitError`.
+/// Runs `git` with `args` and returns what it did; a failure to run it at all is
+/// an error.
 fn run<I, S>(dir: &Path, args: I) -> Result<Output>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    git(dir, args).map_err(|err| GitError(format!("cannot run git in {}: {err}", dir.display())))
+    git(dir)
+        .args(args)
+        .output()
+        .map_err(|err| GitError(format!("cannot run git in {}: {err}", dir.display())))
 }
 
 /// The output of a git that succeeded; else what it said, after `what`.
@@ -356,6 +501,29 @@ fn checked(output: Output, what: &str) -> Result<Vec<u8>> {
             "{what}: {}",
             String::from_utf8_lossy(&output.stderr).trim()
         )))
+    }
+}
+
+/// One line of git's output, trimmed.
+fn text(output: Vec<u8>) -> String {
+    String::from_utf8_lossy(&output).trim().to_string()
+}
+
+/// The fields of git's `-z` output.
+fn nul_separated(output: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(output)
+        .split('\0')
+        .filter(|field| !field.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// A commit id as git prints it: never an option, never a range.
+fn check_commit(commit: &str) -> Result<()> {
+    if (4..=64).contains(&commit.len()) && commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(GitError(format!("{commit:?} is not a commit id")))
     }
 }
 
@@ -379,5 +547,13 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn only_commit_ids_pass_for_commits() {
+        assert!(check_commit("0123456789abcdef0123456789abcdef01234567").is_ok());
+        for bad in ["", "--output=x", "main", "a..b", "HEAD~1"] {
+            assert!(check_commit(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -503,6 +503,22 @@ async fn bad_worktree_requests_get_clear_errors() {
     assert_eq!(code, tonic::Code::InvalidArgument);
     assert!(message.contains("between 1 and 16, got 17"), "{message}");
 
+    let mut spec = worktree_spec(&server, &repo, &"say a long prompt\n".repeat(40_000));
+    let (code, message) = refused(client.start(start(spec.clone(), 8)).await.unwrap_err());
+    assert_eq!(code, tonic::Code::InvalidArgument);
+    assert!(
+        message.contains("make an answer too large: at most 3 attempts"),
+        "{message}"
+    );
+    spec.prompt = "say again".into();
+    spec.resume_thread_id = "0199a213-81c0-7800-8aa1-bbab2a035a53".into();
+    let (code, message) = refused(client.start(start(spec, 2)).await.unwrap_err());
+    assert_eq!(code, tonic::Code::InvalidArgument);
+    assert!(
+        message.contains("attempts start threads of their own"),
+        "{message}"
+    );
+
     let (code, message) = refused(
         client
             .list(pb::ListRequest {
@@ -616,4 +632,136 @@ async fn deleting_a_job_removes_its_worktree_and_branch() {
     assert_eq!(branches(), "");
     assert!(!server.state_dir().join("jobs").join(&ids[1]).exists());
     assert_eq!(git(&repo, &["status", "--porcelain"]), "");
+}
+
+#[tokio::test]
+async fn the_repositorys_hooks_and_diff_settings_change_nothing() {
+    let server = TestServer::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let repo = support::git_repository(
+        &scratch.path().join("repo"),
+        &[("old.txt", "moved\n"), ("keep.txt", "kept\n")],
+    );
+    // Settings that would bend a porcelain diff, and hooks that would run as the
+    // server's user: the repository's own, and one the job writes in its worktree.
+    // (The job's own git commands run none, so that any hook run is the server's.)
+    let marks = scratch.path().join("marks");
+    std::fs::create_dir(&marks).unwrap();
+    let hook = format!("#!/bin/sh\ntouch {}/$(basename $0)\n", marks.display());
+    std::fs::create_dir(repo.join(".hooks")).unwrap();
+    for name in [
+        "post-checkout",
+        "post-commit",
+        "post-index-change",
+        "prepare-commit-msg",
+    ] {
+        let path = repo.join(".hooks").join(name);
+        std::fs::write(&path, &hook).unwrap();
+        std::process::Command::new("chmod")
+            .args(["+x", path.to_str().unwrap()])
+            .status()
+            .unwrap();
+    }
+    // Committed, as husky's are, so that the worktree has them too.
+    git(&repo, &["add", ".hooks"]);
+    git(&repo, &["commit", "--quiet", "-m", "hooks"]);
+    for (key, value) in [
+        ("diff.noprefix", "true"),
+        ("color.ui", "always"),
+        ("diff.renames", "copies"),
+        ("core.hooksPath", ".hooks"),
+    ] {
+        git(&repo, &["config", key, value]);
+    }
+    let job = server
+        .start_spec(worktree_spec(
+            &server,
+            &repo,
+            &format!(
+                "run printf '#!/bin/sh\\ntouch {marks}/by-the-job\\n' > .hooks/post-commit\n\
+                 run git -c core.hooksPath=/dev/null checkout --quiet -b elsewhere\n\
+                 run git -c core.hooksPath=/dev/null mv old.txt new.txt\n\
+                 run echo more >> keep.txt",
+                marks = marks.display()
+            ),
+        ))
+        .await;
+    let (job, _) = server.wait_finished(&job.id).await;
+    assert_eq!(job.state(), pb::JobState::Succeeded, "{job:?}");
+    let change = job.change.unwrap();
+    // The job's branch holds its work, whatever it checked out.
+    assert_eq!(
+        git(&repo, &["rev-parse", &change.branch]).trim(),
+        change.head_commit
+    );
+    let paths: Vec<&str> = change.files.iter().map(|file| file.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec![".hooks/post-commit", "keep.txt", "new.txt", "old.txt"]
+    );
+    let patch = String::from_utf8(patch_in_pages(&server, &job.id, 1 << 20).await).unwrap();
+    assert!(
+        patch.starts_with("diff --git a/.hooks/post-commit b/.hooks/post-commit\n"),
+        "{patch}"
+    );
+    assert!(!patch.contains('\x1b'), "{patch}");
+
+    let mut client = server.client().await;
+    let applied = client.apply(&job.id).await.unwrap();
+    assert_eq!(applied.files, paths);
+    assert_eq!(
+        std::fs::read_to_string(repo.join("new.txt")).unwrap(),
+        "moved\n"
+    );
+    assert!(!repo.join("old.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(repo.join("keep.txt")).unwrap(),
+        "kept\nmore\n"
+    );
+    client.delete(&job.id).await.unwrap();
+    let ran: Vec<_> = std::fs::read_dir(&marks).unwrap().flatten().collect();
+    assert!(ran.is_empty(), "hooks ran: {ran:?}");
+}
+
+#[tokio::test]
+async fn conflicts_name_files_as_they_are_and_a_cwd_the_commit_lacks_is_explained() {
+    let server = TestServer::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let repo = support::git_repository(
+        &scratch.path().join("repo"),
+        &[
+            ("é \"quoted\" name.txt", "base\n"),
+            (".gitignore", "build/\n"),
+        ],
+    );
+    let job = server
+        .start_spec(worktree_spec(
+            &server,
+            &repo,
+            "run echo by-the-job > 'é \"quoted\" name.txt'",
+        ))
+        .await;
+    server.wait_finished(&job.id).await;
+    std::fs::write(repo.join("é \"quoted\" name.txt"), "by hand\n").unwrap();
+    let refused = server.client().await.apply(&job.id).await.unwrap_err();
+    let message = support::message(&refused);
+    assert!(
+        message.contains(" in é \"quoted\" name.txt; nothing was changed"),
+        "{message}"
+    );
+
+    // An ignored directory is not in the commit, so not in the worktree either.
+    std::fs::create_dir(repo.join("build")).unwrap();
+    let job = server
+        .start_spec(worktree_spec(&server, &repo.join("build"), "say hi"))
+        .await;
+    let (job, _) = server.wait_finished(&job.id).await;
+    assert_eq!(job.state(), pb::JobState::Failed);
+    assert_eq!(job.failure_reason(), pb::FailureReason::StartFailed);
+    assert!(
+        job.error
+            .contains("the cwd is build in the repository, which its commit"),
+        "{}",
+        job.error
+    );
 }

@@ -40,7 +40,7 @@ pub struct Args {
     #[arg(long)]
     worktree: bool,
     /// The commit, branch or tag the worktree starts at [default: HEAD]
-    #[arg(long, value_name = "REF", requires = "worktree")]
+    #[arg(long, value_name = "REF")]
     base: Option<String>,
     /// Start this many attempts of the prompt, each in a worktree of its own, tied
     /// by a group id (see `wait --group`, `list --group`); implies --worktree.
@@ -73,6 +73,12 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
         None => std::env::current_dir(),
     }
     .map_err(|err| ClientError::Input(format!("cannot resolve the cwd: {err}")))?;
+    let worktree = args.worktree || args.attempts.is_some();
+    if args.base.is_some() && !worktree {
+        return Err(ClientError::Input(
+            "--base is the commit a worktree starts at: add --worktree (or --attempts)".into(),
+        ));
+    }
     let sandbox = args.sandbox.unwrap_or(pb::Sandbox::ReadOnly);
     let spec = pb::JobSpec {
         prompt,
@@ -88,7 +94,7 @@ pub async fn run(client: &mut Client, args: Args, out: Output) -> Result<ExitCod
         reasoning_effort: args.reasoning_effort.unwrap_or_default().into(),
         pool: args.pool.unwrap_or_default(),
         host: args.host.unwrap_or_default(),
-        isolation: match args.worktree || args.attempts.is_some() {
+        isolation: match worktree {
             true => pb::Isolation::Worktree,
             false => pb::Isolation::Unspecified,
         }

@@ -45,7 +45,10 @@ use crate::{
         Change, FailureReason, Host, Isolation, Job, JobId, JobSpec, JobState, ListFilter, Millis,
         Outcome, OutputStream, Page, Sandbox, TokenUsage, now_millis,
     },
-    runner::{RunEnd, Runner, RunnerConfig, record::ExitRecord, record::JobDir},
+    runner::{
+        RunEnd, Runner, RunnerConfig,
+        record::{ExitRecord, JobDir, WORKTREE_RECORD, write_atomically},
+    },
     store::{Announcement, PostgresConfig, Store},
     worktree,
 };
@@ -103,6 +106,8 @@ pub struct JobManager {
     launched: tokio::sync::broadcast::Sender<JobId>,
     /// The hosts' records as of the last look at the fleet (every heartbeat).
     known_hosts: Mutex<Vec<Host>>,
+    /// Held by each Apply while it merges into a checkout.
+    applying: Mutex<()>,
 }
 
 /// The jobs this host runs. Queued jobs are the store's alone: any host that
@@ -183,6 +188,7 @@ impl JobManager {
             started_at: now_millis(),
             launched: tokio::sync::broadcast::channel(ENDED_JOBS_BUFFERED).0,
             known_hosts: Mutex::default(),
+            applying: Mutex::default(),
         });
         manager.recover()?;
         manager.heartbeat()?;
@@ -463,10 +469,21 @@ impl JobManager {
         // from now on; a cancel meanwhile ends its runner as soon as it starts.
         let manager = self.clone();
         tokio::runtime::Handle::current().spawn_blocking(move || {
-            let started = manager
-                .in_worktree(id, spec)
-                .and_then(|spec| manager.run(id, spec));
-            if let Err(error) = started {
+            let spec = manager.in_worktree(id, spec);
+            let cancelled = manager
+                .live()
+                .jobs
+                .get(&id)
+                .is_some_and(|entry| entry.cancel_requested);
+            if cancelled {
+                let outcome = Outcome {
+                    error: "cancelled before it started".into(),
+                    ..Outcome::default()
+                };
+                manager.finish(id, JobState::Cancelled, outcome, None);
+                return;
+            }
+            if let Err(error) = spec.and_then(|spec| manager.run(id, spec)) {
                 tracing::warn!(job = %id, "could not start the job: {error}");
                 let outcome = Outcome {
                     failure_reason: Some(FailureReason::StartFailed),
@@ -520,15 +537,31 @@ impl JobManager {
         let dir = self.job_dir(id);
         let path = dir.worktree();
         let repo = worktree::repository(&spec.cwd).map_err(|err| err.to_string())?;
-        // The stored spec may name a ref this host resolved (see `check_policy`):
-        // what the change is measured from is the commit.
-        std::fs::write(dir.worktree_base(), base)
-            .map_err(|err| format!("could not write {}: {err}", dir.worktree_base().display()))?;
         let started = std::time::Instant::now();
-        worktree::create(&repo, id, base, &path).map_err(|err| err.to_string())?;
+        let made = worktree::create(&repo, id, base, &path).map_err(|err| err.to_string())?;
+        // Recorded once whole: a worktree half made (by a server killed meanwhile)
+        // has no change to sum up, and would read as every file deleted.
+        let record = serde_json::to_vec(&made).expect("a worktree record serializes");
+        write_atomically(dir.path(), WORKTREE_RECORD, &record, true)
+            .map_err(|err| format!("could not record the job's worktree: {err}"))?;
         tracing::info!(job = %id, took = ?started.elapsed(), "made the job's worktree");
-        spec.cwd = path.join(repo.subdir);
+        let cwd = path.join(&repo.subdir);
+        if !cwd.is_dir() {
+            return Err(format!(
+                "the cwd is {} in the repository, which its commit {base} does not have \
+                 (untracked, ignored or empty there): start the job from a directory \
+                 the commit has, or without a worktree",
+                repo.subdir.display()
+            ));
+        }
+        spec.cwd = cwd;
         Ok(spec)
+    }
+
+    /// The record of a job's worktree, if one was made whole.
+    fn worktree_made(&self, id: JobId) -> Option<worktree::Made> {
+        let bytes = std::fs::read(self.job_dir(id).worktree_record()).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// What a job in a worktree changed, committed on its branch, with the patch
@@ -538,15 +571,9 @@ impl JobManager {
         if job.spec.isolation == Isolation::None {
             return None;
         }
+        let made = self.worktree_made(job.id)?;
         let dir = self.job_dir(job.id);
-        let path = dir.worktree();
-        let Ok(base) = std::fs::read_to_string(dir.worktree_base()) else {
-            return None;
-        };
-        if !path.exists() {
-            return None;
-        }
-        match worktree::summarize(&path, job.id, &base, &dir.patch()) {
+        match worktree::summarize(&dir.worktree(), &made, job.id, &dir.patch()) {
             Ok(change) => Some(change),
             Err(err) => {
                 tracing::warn!(job = %job.id, "could not sum up what the job changed: {err}");

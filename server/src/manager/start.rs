@@ -28,8 +28,12 @@ impl JobManager {
         request_id: Option<String>,
         created_by: String,
     ) -> Result<(Job, bool)> {
-        let (mut jobs, created) = self.start_attempts(spec, request_id, created_by, 1).await?;
-        Ok((jobs.remove(0), created))
+        let (jobs, created) = self.start_attempts(spec, request_id, created_by, 1).await?;
+        let job = jobs.into_iter().next();
+        Ok((
+            job.ok_or_else(|| Error::Unavailable("the job was deleted at once".into()))?,
+            created,
+        ))
     }
 
     /// `start` for `attempts` jobs of one spec, each in a worktree of its own, tied
@@ -46,6 +50,13 @@ impl JobManager {
             return Err(Error::InvalidArgument(format!(
                 "{attempts} attempts need isolation worktree: in one checkout they would \
                  edit each other's files"
+            )));
+        }
+        if attempts > 1 && !spec.resume_thread_id.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "{attempts} attempts cannot all continue thread {}: attempts start threads \
+                 of their own",
+                spec.resume_thread_id
             )));
         }
         self.blocking(move |manager| {
@@ -81,11 +92,8 @@ impl JobManager {
         };
         let mut ids = Vec::with_capacity(attempts);
         for attempt in 0..attempts {
-            // The first attempt carries the request id; the others, one of their own.
-            let request_id = request_id.as_ref().map(|id| match attempt {
-                0 => id.clone(),
-                n => format!("{id}#{n}"),
-            });
+            // The first attempt carries the request id: a retry finds the group by it.
+            let request_id = request_id.clone().filter(|_| attempt == 0);
             let mut job = Job::queued(spec.clone(), request_id, created_by.clone());
             job.group = group.clone();
             // The first insert makes sure there is room for every attempt.
@@ -96,10 +104,9 @@ impl JobManager {
             match self.store.insert(&job, retention_start, max_queued)? {
                 Inserted::New(_) => ids.push(job.id),
                 // A concurrent Start with the same request id came first.
-                Inserted::Existing(existing) if attempt == 0 => {
+                Inserted::Existing(existing) => {
                     return Ok((self.attempts_of(*existing)?, false));
                 }
-                Inserted::Existing(existing) => ids.push(existing.id),
                 Inserted::QueueFull(waiting) => {
                     let queued = match attempt {
                         0 => String::new(),
@@ -131,9 +138,14 @@ impl JobManager {
             limit: MAX_ATTEMPTS,
             ..ListFilter::default()
         };
-        let mut jobs = self.list_page(&filter)?.jobs;
-        jobs.reverse();
-        Ok(jobs)
+        // Every one, however large their prompts (not a List page's byte budget).
+        let page = self.store.list(&filter)?;
+        Ok(page
+            .jobs
+            .into_iter()
+            .rev()
+            .map(|job| self.fresher(job))
+            .collect())
     }
 
     /// The host's rules: where jobs may run and how much they may do. Returns the

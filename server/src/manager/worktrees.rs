@@ -63,6 +63,12 @@ impl JobManager {
                 .job_dir(id)
                 .path()
                 .join(format!("apply-{}.index", uuid::Uuid::now_v7()));
+            // One at a time: two merges into one checkout would each write over
+            // what the other wrote.
+            let _one_at_a_time = manager
+                .applying
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             match worktree::apply(&repo, &change, &scratch) {
                 Ok(files) => Ok(Applied {
                     job,
@@ -70,10 +76,13 @@ impl JobManager {
                     files,
                 }),
                 Err(ApplyError::Conflicts(files)) => Err(Error::FailedPrecondition(format!(
-                    "the checkout at {checkout} has changes that conflict with job {id}'s in \
-                     {}; nothing was changed. Commit or stash them and apply again, or merge \
+                    "the checkout at {checkout} has changes that conflict with job {id}'s{}; \
+                     nothing was changed. Commit or stash them and apply again, or merge \
                      the job's branch {} yourself",
-                    files.join(", "),
+                    match files.is_empty() {
+                        true => String::new(),
+                        false => format!(" in {}", files.join(", ")),
+                    },
                     change.branch,
                 ))),
                 Err(ApplyError::Git(err)) => Err(Error::FailedPrecondition(format!(
@@ -122,7 +131,8 @@ impl JobManager {
             return;
         }
         let path = self.job_dir(job.id).worktree();
-        if let Err(err) = worktree::remove(&job.spec.cwd, &path, job.id) {
+        let made = self.worktree_made(job.id);
+        if let Err(err) = worktree::remove(made.as_ref(), &job.spec.cwd, &path, job.id) {
             tracing::warn!(job = %job.id, "the job's worktree or branch stays: {err}");
         }
     }

@@ -66,9 +66,9 @@ impl JobDir {
         self.0.join("worktree")
     }
 
-    /// The commit a job's worktree was made at.
-    pub fn worktree_base(&self) -> PathBuf {
-        self.0.join("worktree-base")
+    /// What a job's worktree was made from, once it is made whole (JSON).
+    pub fn worktree_record(&self) -> PathBuf {
+        self.0.join(WORKTREE_RECORD)
     }
 
     /// The patch of what a job in a worktree changed, written when it ends.
@@ -104,6 +104,9 @@ impl JobDir {
 
 /// The name of the runner's record, which the server watches for.
 pub const STATUS_FILE: &str = "status.json";
+
+/// The name of the record of a job's worktree (see `JobDir::worktree_record`).
+pub const WORKTREE_RECORD: &str = "worktree.json";
 
 /// Writes `dir/name` through a temporary file and a rename, so readers see the old
 /// content or the new, never a mix.

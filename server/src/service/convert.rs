@@ -30,6 +30,9 @@ const MAX_LABEL_KEY: usize = 64;
 const MAX_LABEL_VALUE: usize = 256;
 const MAX_REQUEST_ID: usize = 128;
 const MAX_MODEL: usize = 256;
+/// The prompts one Start's answer may carry, well under the 4 MiB message most
+/// gRPC clients take by default.
+const MAX_ANSWER_PROMPTS: usize = 3 * 1024 * 1024;
 /// The longest worktree base.
 const MAX_BASE: usize = 256;
 /// The longest pool or host name.
@@ -201,15 +204,29 @@ fn isolation(value: i32, base: String) -> Result<Isolation, Error> {
     Ok(Isolation::Worktree { base })
 }
 
-/// How many attempts a Start asks for: zero means one.
-pub fn attempts(attempts: u32) -> Result<usize, Error> {
-    match attempts as usize {
-        0 => Ok(1),
-        n @ 1..=MAX_ATTEMPTS => Ok(n),
-        n => Err(invalid(format!(
-            "attempts must be between 1 and {MAX_ATTEMPTS}, got {n}"
-        ))),
+/// How many attempts a Start asks for: zero means one. Each comes back in the
+/// answer with its prompt, which must fit a gRPC message as most clients take it.
+pub fn attempts(attempts: u32, spec: &JobSpec) -> Result<usize, Error> {
+    let attempts = match attempts as usize {
+        0 => 1,
+        n @ 1..=MAX_ATTEMPTS => n,
+        n => {
+            return Err(invalid(format!(
+                "attempts must be between 1 and {MAX_ATTEMPTS}, got {n}"
+            )));
+        }
+    };
+    // The answer holds the first attempt twice (`job` and `attempts`).
+    let fits = (MAX_ANSWER_PROMPTS / spec.prompt.len().max(1)).saturating_sub(1);
+    if attempts > 1 && attempts > fits {
+        return Err(invalid(format!(
+            "{attempts} attempts of a prompt of {} bytes make an answer too large: at most \
+             {fits} attempts of it, or a prompt of at most {} bytes for {attempts}",
+            spec.prompt.len(),
+            MAX_ANSWER_PROMPTS / (attempts + 1)
+        )));
     }
+    Ok(attempts)
 }
 
 /// A group id filter: empty, or a group's id (a UUID v7).

@@ -84,7 +84,7 @@ impl JobService {
     ) -> Result<(Vec<Job>, bool), Status> {
         let spec = convert::spec(request.spec)?;
         let request_id = convert::request_id(request.request_id)?;
-        let attempts = convert::attempts(request.attempts)?;
+        let attempts = convert::attempts(request.attempts, &spec)?;
         Ok(self
             .manager
             .start_attempts(spec, request_id, caller.name.clone(), attempts)

@@ -66,7 +66,8 @@ pub fn list(filter: &ListFilter) -> Query {
     }
     query.labels(&filter.labels);
     if !filter.group.is_empty() {
-        query.sql += " AND group_id = ?";
+        // `<> ''` as well: so that the partial index of groups answers it.
+        query.sql += " AND group_id = ? AND group_id <> ''";
         query.args.push(Arg::Text(filter.group.clone()));
     }
     if filter.min_disk_bytes > 0 {
