@@ -45,13 +45,15 @@ pub async fn diff(
     let change = job.change.as_ref().map(ChangeView::from);
     if out.json {
         let size = patch.len() as u64;
+        // With --stat the patch is left out: what follows offset 0 is all of it.
+        let left_out = args.stat && change.as_ref().is_some_and(|c| c.patch_bytes > 0);
         out.print_json(&DiffView {
             job_id: job.id.clone(),
             change,
             patch: String::from_utf8_lossy(&patch).into_owned(),
             offset: 0,
             next_offset: size,
-            truncated: args.stat && size > 0,
+            truncated: left_out,
         });
     } else if args.stat {
         if let Some(change) = change {

@@ -466,7 +466,8 @@ impl JobManager {
         }
         // Checking out a large repository takes a while: not on the time of the
         // Start whose dispatch claimed the job. The job runs (its slot is taken)
-        // from now on; a cancel meanwhile ends its runner as soon as it starts.
+        // from now on; cancelled meanwhile, it ends once the worktree is made,
+        // without starting Codex.
         let manager = self.clone();
         tokio::runtime::Handle::current().spawn_blocking(move || {
             let spec = manager.in_worktree(id, spec);

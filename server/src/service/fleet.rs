@@ -1,7 +1,8 @@
-//! Jobs that run on another host of the fleet: their output and their runner are
-//! there, so Poll, Follow, Cancel, Delete, Diff and Apply of them go to that host's service, at
-//! the address it advertises, with this host's fleet credentials. What that host
-//! answers (errors included) goes back to the caller as it came.
+//! Jobs that run on another host of the fleet: their output, their runner and
+//! their worktree are there, so Poll, Follow, Cancel, Delete, Diff and Apply of them
+//! go to that host's service, at the address it advertises, with this host's fleet
+//! credentials. What that host answers (errors included) goes back to the caller as
+//! it came.
 
 use std::{collections::HashMap, sync::Arc};
 
