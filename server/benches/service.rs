@@ -277,41 +277,65 @@ async fn bench_poll(server: &TestServer, scale: &Scale, table: &mut Table) -> St
 }
 
 /// Start, and Start until the job's first output byte reaches a follower.
+/// How long one job took, seen by a client that started it and followed it on the
+/// same connection (connecting is not part of the figures).
+struct Timed {
+    id: String,
+    /// Until Start answered.
+    started: Duration,
+    /// Until the first output byte reached the follower.
+    first_output: Duration,
+    /// Until the job had ended.
+    ended: Duration,
+}
+
+/// Starts `spec` and follows the job to its end, which must be a success.
+async fn start_and_follow(client: &mut Client, spec: pb::JobSpec) -> Timed {
+    let clock = Instant::now();
+    let response = client
+        .start(pb::StartRequest {
+            spec: Some(spec),
+            ..Default::default()
+        })
+        .await
+        .expect("Start");
+    let started = clock.elapsed();
+    let id = response.job.unwrap().id;
+    let mut stream = client
+        .follow(pb::FollowRequest {
+            job_id: id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("Follow");
+    let mut first_output = None;
+    while let Some(message) = stream.message().await.expect("stream") {
+        match message.event {
+            Some(pb::follow_response::Event::Output(_)) if first_output.is_none() => {
+                first_output = Some(clock.elapsed());
+            }
+            Some(pb::follow_response::Event::Job(job)) if codex_jobs_client::is_finished(&job) => {
+                assert_eq!(job.state(), pb::JobState::Succeeded, "{job:?}");
+            }
+            _ => {}
+        }
+    }
+    Timed {
+        id,
+        started,
+        first_output: first_output.expect("output before the end"),
+        ended: clock.elapsed(),
+    }
+}
+
 async fn bench_start(server: &TestServer, scale: &Scale, table: &mut Table) {
     let mut client = server.client().await;
     let mut start_samples = Vec::new();
     let mut followable_samples = Vec::new();
     for _ in 0..scale.starts {
-        let started = Instant::now();
-        let response = client
-            .start(pb::StartRequest {
-                spec: Some(server.spec("say ready")),
-                ..Default::default()
-            })
-            .await
-            .expect("Start");
-        start_samples.push(started.elapsed());
-        let job_id = response.job.unwrap().id;
-        // On the open connection: connecting is not part of the figure.
-        let mut stream = client
-            .follow(pb::FollowRequest {
-                job_id: job_id.clone(),
-                ..Default::default()
-            })
-            .await
-            .expect("Follow");
-        loop {
-            let message = stream
-                .message()
-                .await
-                .expect("stream")
-                .expect("output before the end");
-            if let Some(pb::follow_response::Event::Output(_)) = message.event {
-                followable_samples.push(started.elapsed());
-                break;
-            }
-        }
-        server.wait_finished(&job_id).await;
+        let timed = start_and_follow(&mut client, server.spec("say ready")).await;
+        start_samples.push(timed.started);
+        followable_samples.push(timed.first_output);
     }
     table.add(
         "Start RPC (fake codex), until the response",
@@ -335,18 +359,9 @@ fn big_repository(dir: &Path, files: usize) {
         let text = format!("// file {n}\npub fn f{n}() -> usize {{\n    {n}\n}}\n");
         std::fs::write(sub.join(format!("f{n}.rs")), text).unwrap();
     }
-    let git = |args: &[&str]| {
-        let status = Command::new("git")
-            .current_dir(dir)
-            .args(["-c", "user.name=bench", "-c", "user.email=bench@localhost"])
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(status.success(), "git {args:?}");
-    };
-    git(&["init", "--quiet"]);
-    git(&["add", "--all"]);
-    git(&["commit", "--quiet", "-m", "files"]);
+    support::git(dir, &["init", "--quiet"]);
+    support::git(dir, &["add", "--all"]);
+    support::git(dir, &["commit", "--quiet", "-m", "files"]);
 }
 
 /// What a worktree costs a job: Start, its first output and its end (with the
@@ -361,24 +376,11 @@ async fn bench_worktree(server: &TestServer, scale: &Scale, table: &mut Table) {
     let mut by_git = Vec::new();
     for n in 0..scale.starts.min(30) {
         let path = scratch.path().join(format!("by-git-{n}"));
-        let git = |args: &[&str]| {
-            let status = Command::new("git")
-                .current_dir(&repo)
-                .args(args)
-                .status()
-                .unwrap();
-            assert!(status.success(), "git {args:?}");
-        };
+        let path = path.to_str().unwrap();
         let started = Instant::now();
-        git(&[
-            "worktree",
-            "add",
-            "--quiet",
-            "--detach",
-            path.to_str().unwrap(),
-        ]);
+        support::git(&repo, &["worktree", "add", "--quiet", "--detach", path]);
         by_git.push(started.elapsed());
-        git(&["worktree", "remove", "--force", path.to_str().unwrap()]);
+        support::git(&repo, &["worktree", "remove", "--force", path]);
     }
     table.add(
         format!("git worktree add alone, {files}-file repository"),
@@ -394,57 +396,19 @@ async fn bench_worktree(server: &TestServer, scale: &Scale, table: &mut Table) {
                 isolation: isolation.into(),
                 ..server.spec("run echo changed >> src/m000/f0.rs\nsay ready")
             };
-            let started = Instant::now();
-            let response = client
-                .start(pb::StartRequest {
-                    spec: Some(spec),
-                    ..Default::default()
-                })
-                .await
-                .expect("Start");
-            starts.push(started.elapsed());
-            let job_id = response.job.unwrap().id;
-            let mut stream = client
-                .follow(pb::FollowRequest {
-                    job_id: job_id.clone(),
-                    ..Default::default()
-                })
-                .await
-                .expect("Follow");
-            let mut first = None;
-            while let Some(message) = stream.message().await.expect("stream") {
-                match message.event {
-                    Some(pb::follow_response::Event::Output(_)) if first.is_none() => {
-                        first = Some(started.elapsed());
-                    }
-                    Some(pb::follow_response::Event::Job(job))
-                        if codex_jobs_client::is_finished(&job) =>
-                    {
-                        assert_eq!(job.state(), pb::JobState::Succeeded, "{job:?}");
-                        ended.push(started.elapsed());
-                    }
-                    _ => {}
-                }
-            }
-            first_output.push(first.expect("output"));
-            client.delete(&job_id).await.expect("Delete");
+            let timed = start_and_follow(&mut client, spec).await;
+            starts.push(timed.started);
+            first_output.push(timed.first_output);
+            ended.push(timed.ended);
+            client.delete(&timed.id).await.expect("Delete");
             if isolation == pb::Isolation::None {
                 // Each plain job starts from the same clean checkout.
-                let status = Command::new("git")
-                    .current_dir(&repo)
-                    .args(["checkout", "--quiet", "."])
-                    .status()
-                    .unwrap();
-                assert!(status.success());
+                support::git(&repo, &["checkout", "--quiet", "."]);
             }
         }
-        let how = match isolation {
-            pb::Isolation::Worktree => "in a worktree",
-            _ => "in the checkout",
-        };
-        let target = match isolation {
-            pb::Isolation::Worktree => "(the cost of a worktree)",
-            _ => "(the baseline)",
+        let (how, target) = match isolation {
+            pb::Isolation::Worktree => ("in a worktree", "(the cost of a worktree)"),
+            _ => ("in the checkout", "(the baseline)"),
         };
         table.add(
             format!("Start RPC, {files}-file repository, {how}"),

@@ -445,6 +445,14 @@ async fn a_worktree_job_on_one_host_is_diffed_and_applied_through_another() {
     assert_eq!(patch.len() as u64, change.patch_size);
     let applied = through_a.apply(&job.id).await.unwrap();
     assert_eq!(applied.files, vec!["README".to_string()]);
+    // b, which has the worktree, did it (both hosts see the checkout here).
+    assert!(
+        b.log()
+            .lines()
+            .any(|line| line.contains("action=\"apply\"") && line.contains(&job.id)),
+        "{}",
+        b.log()
+    );
     assert_eq!(
         std::fs::read_to_string(repo.join("README")).unwrap(),
         "hello\nby-b\n"

@@ -36,6 +36,19 @@ pub struct HostStatus {
     pub alive: bool,
 }
 
+impl HostStatus {
+    /// Whether this host is alive and may run `spec`.
+    pub(super) fn may_take(&self, spec: &JobSpec) -> bool {
+        self.alive && serves(&self.host.id, &self.host.pools, spec)
+    }
+}
+
+/// Whether the host `id`, serving `pools`, may run `spec`: its pool, and its host
+/// if it names one.
+fn serves(id: &str, pools: &[String], spec: &JobSpec) -> bool {
+    pools.contains(&spec.pool) && (spec.host.is_empty() || spec.host == id)
+}
+
 impl JobManager {
     /// Writes this host's record as it is now.
     pub(super) fn heartbeat(&self) -> Result<()> {
@@ -152,17 +165,12 @@ impl JobManager {
         host.id == self.config.host.id || now - host.heartbeat_at <= gone_after
     }
 
-    /// Whether this host could run `spec` (its pool, and its host if it names one).
-    fn serves(&self, spec: &JobSpec) -> bool {
-        let host = &self.config.host;
-        host.pools.contains(&spec.pool) && (spec.host.is_empty() || spec.host == host.id)
-    }
-
     /// Checks that a live host may take `spec`, and returns whether this host is the
     /// only one that may (then its policy is checked at once).
     pub(super) fn only_here(&self, spec: &JobSpec) -> Result<bool> {
         if !self.store.is_shared() || spec.host == self.config.host.id {
-            return if self.serves(spec) {
+            let host = &self.config.host;
+            return if serves(&host.id, &host.pools, spec) {
                 Ok(true)
             } else {
                 Err(self.no_host_for(spec, &[]))
@@ -179,17 +187,12 @@ impl JobManager {
                 host: host.clone(),
             })
             .collect();
-        let may_take = |status: &HostStatus| {
-            status.alive
-                && status.host.pools.contains(&spec.pool)
-                && (spec.host.is_empty() || spec.host == status.host.id)
-        };
-        let hosts = if known.iter().filter(|status| may_take(status)).count() > 1 {
+        let hosts = if known.iter().filter(|status| status.may_take(spec)).count() > 1 {
             known
         } else {
             self.host_statuses()?
         };
-        let mut takers = hosts.iter().filter(|status| may_take(status));
+        let mut takers = hosts.iter().filter(|status| status.may_take(spec));
         match (takers.next(), takers.next()) {
             (None, _) => Err(self.no_host_for(spec, &hosts)),
             (Some(only), None) => Ok(only.host.id == self.config.host.id),

@@ -424,11 +424,10 @@ impl JobManager {
         }
         self.watcher.remove(id);
         tracing::info!(job = %id, "handed the job back to the queue: {reason}");
-        let takers = self.host_statuses()?.into_iter().filter(|status| {
-            status.alive
-                && status.host.pools.contains(&job.spec.pool)
-                && !refused.contains(&status.host.id)
-        });
+        let takers = self
+            .host_statuses()?
+            .into_iter()
+            .filter(|status| status.may_take(&job.spec) && !refused.contains(&status.host.id));
         if takers.count() == 0 {
             job.state = JobState::Failed;
             job.host = String::new();
