@@ -221,6 +221,16 @@ pub enum Isolation {
     Worktree { base: String },
 }
 
+impl Isolation {
+    /// The base of a worktree; `None` for a job run in its cwd.
+    pub fn base(&self) -> Option<&str> {
+        match self {
+            Isolation::None => None,
+            Isolation::Worktree { base } => Some(base),
+        }
+    }
+}
+
 /// What a job in a worktree changed, from its base to the commit of its work.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Change {

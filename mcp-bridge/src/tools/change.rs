@@ -1,8 +1,6 @@
 //! `codex_diff`, `codex_apply` and `codex_wait_group`: jobs in worktrees of their
 //! own, what they changed, and taking one's change into the checkout.
 
-use std::time::Duration;
-
 use codex_jobs_client::{
     json::{AppliedView, DiffView, JobList, JobView},
     pb,
@@ -11,10 +9,10 @@ use rmcp::{Json, handler::server::wrapper::Parameters, tool, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::Bridge;
-
-/// The longest one call waits: MCP clients give up on a call after about 60 s.
-const MAX_WAIT_SECONDS: u64 = 55;
+use super::{
+    Bridge,
+    wait::{default_timeout, wait_time},
+};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct DiffArgs {
@@ -43,10 +41,6 @@ pub struct WaitGroupArgs {
     /// Return after this many seconds even if attempts still run (1-55).
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
-}
-
-fn default_timeout() -> u64 {
-    50
 }
 
 #[tool_router(router = change_router, vis = "pub(super)")]
@@ -113,7 +107,7 @@ impl Bridge {
         &self,
         Parameters(args): Parameters<WaitGroupArgs>,
     ) -> Result<Json<JobList>, String> {
-        let timeout = Duration::from_secs(args.timeout_seconds.clamp(1, MAX_WAIT_SECONDS));
+        let timeout = wait_time(args.timeout_seconds);
         let jobs = self
             .rpc(|mut client| {
                 let group = args.group.clone();

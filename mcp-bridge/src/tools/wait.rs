@@ -22,6 +22,11 @@ use super::{Bridge, Lean, poll::window};
 /// The longest one call waits: MCP clients give up on a call after about 60 s.
 const MAX_WAIT_SECONDS: u64 = 55;
 
+/// How long a call asked to wait `seconds` waits: 1 to `MAX_WAIT_SECONDS`.
+pub(super) fn wait_time(seconds: u64) -> Duration {
+    Duration::from_secs(seconds.clamp(1, MAX_WAIT_SECONDS))
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct WaitArgs {
     /// The job_id codex_start returned.
@@ -55,7 +60,7 @@ pub struct AwaitAnyArgs {
     pub label: Option<String>,
 }
 
-fn default_timeout() -> u64 {
+pub(super) fn default_timeout() -> u64 {
     50
 }
 
@@ -76,7 +81,7 @@ impl Bridge {
         Parameters(args): Parameters<WaitArgs>,
         context: RequestContext<RoleServer>,
     ) -> Result<Json<Lean>, String> {
-        let timeout = Duration::from_secs(args.timeout_seconds.clamp(1, MAX_WAIT_SECONDS));
+        let timeout = wait_time(args.timeout_seconds);
         let ids: Vec<String> = args
             .job_id
             .into_iter()
@@ -113,7 +118,7 @@ impl Bridge {
         Parameters(args): Parameters<AwaitAnyArgs>,
         context: RequestContext<RoleServer>,
     ) -> Result<Json<Lean>, String> {
-        let timeout = Duration::from_secs(args.timeout_seconds.clamp(1, MAX_WAIT_SECONDS));
+        let timeout = wait_time(args.timeout_seconds);
         let ids = match &args.label {
             Some(label) => self.running_with_label(label).await?,
             None => self.running_started_here().await?,

@@ -499,10 +499,7 @@ impl From<Job> for pb::Job {
                     Isolation::Worktree { .. } => pb::Isolation::Worktree,
                 }
                 .into(),
-                base: match spec.isolation {
-                    Isolation::None => String::new(),
-                    Isolation::Worktree { base } => base,
-                },
+                base: spec.isolation.base().unwrap_or_default().to_string(),
             }),
             state: pb::JobState::from(job.state).into(),
             failure_reason: job

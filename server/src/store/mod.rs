@@ -518,14 +518,6 @@ fn labels_text(job: &Job) -> String {
     serde_json::to_string(&job.spec.labels).expect("labels serialize")
 }
 
-/// The `worktree_base` column: NULL for a job without a worktree.
-fn worktree_base(job: &Job) -> Option<&str> {
-    match &job.spec.isolation {
-        Isolation::None => None,
-        Isolation::Worktree { base } => Some(base),
-    }
-}
-
 fn change_text(job: &Job) -> Option<String> {
     job.change
         .as_ref()

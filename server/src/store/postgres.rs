@@ -18,7 +18,7 @@ use super::{
     Announcement, Backend, Change, HOST_COLUMNS, HostRow, Inserted, JOB_COLUMNS, JobRow,
     PostgresConfig, Result, StoreError, change_text, labels_text, migrations, pools_text,
     query::{self, Arg, Query},
-    usage_text, worktree_base,
+    usage_text,
 };
 use crate::job::{
     FailureReason, Host, Job, JobId, JobState, Millis, ProcessIdentity, ReasoningEffort,
@@ -411,7 +411,7 @@ impl Backend for Postgres {
                     &spec.reasoning_effort.map_or("", ReasoningEffort::name),
                     &spec.pool,
                     &spec.host,
-                    &worktree_base(job),
+                    &job.spec.isolation.base(),
                     &job.group,
                 ],
             )

@@ -13,7 +13,7 @@ use super::{
     Announcement, Backend, HOST_COLUMNS, HostRow, Inserted, JOB_COLUMNS, JobRow, Result,
     change_text, labels_text, migrations, pools_text,
     query::{self, Arg, Query},
-    usage_text, worktree_base,
+    usage_text,
 };
 use crate::job::{
     FailureReason, Host, Job, JobId, JobState, Millis, ProcessIdentity, ReasoningEffort,
@@ -176,7 +176,7 @@ impl Backend for Sqlite {
                 spec.reasoning_effort.map_or("", ReasoningEffort::name),
                 spec.pool,
                 spec.host,
-                worktree_base(job),
+                job.spec.isolation.base(),
                 job.group,
             ],
         )?;
